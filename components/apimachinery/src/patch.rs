@@ -1,0 +1,100 @@
+//! Patch types the apiserver accepts, and how each applies to a JSON object.
+//!
+//! JSON patch (RFC 6902) and JSON merge patch (RFC 7386) are generic; strategic
+//! merge and server-side apply need per-type metadata and come with their own modules.
+
+use serde_json::Value;
+
+use crate::{Error, Result};
+
+/// The `Content-Type` of a PATCH request, which selects the patch semantics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchType {
+    Json,
+    Merge,
+    StrategicMerge,
+    Apply,
+}
+
+impl PatchType {
+    /// Media types in the order Kubernetes lists them in a 415 answer.
+    pub const MEDIA_TYPES: &'static [&'static str] = &[
+        "application/json-patch+json",
+        "application/merge-patch+json",
+        "application/apply-patch+yaml",
+        "application/strategic-merge-patch+json",
+    ];
+
+    /// From a `Content-Type` header value (parameters such as `charset` are ignored).
+    pub fn from_content_type(ct: &str) -> Option<PatchType> {
+        let base = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match base.as_str() {
+            "application/json-patch+json" => Some(PatchType::Json),
+            "application/merge-patch+json" => Some(PatchType::Merge),
+            "application/strategic-merge-patch+json" => Some(PatchType::StrategicMerge),
+            "application/apply-patch+yaml" | "application/apply-patch+json" => {
+                Some(PatchType::Apply)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Applies an RFC 6902 patch; a failing `test` op or a bad path is an error and
+/// leaves `target` unchanged (the patch is applied to a copy).
+pub fn apply_json_patch(target: &Value, patch: &Value) -> Result<Value> {
+    let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+        .map_err(|e| Error::Patch(format!("decode json patch: {e}")))?;
+    let mut doc = target.clone();
+    json_patch::patch(&mut doc, &ops).map_err(|e| Error::Patch(e.to_string()))?;
+    Ok(doc)
+}
+
+/// Applies an RFC 7386 merge patch: objects merge recursively, `null` deletes, lists replace.
+pub fn apply_merge_patch(target: &Value, patch: &Value) -> Result<Value> {
+    if !patch.is_object() {
+        return Err(Error::Patch("a merge patch must be a JSON object".into()));
+    }
+    let mut doc = target.clone();
+    json_patch::merge(&mut doc, patch);
+    Ok(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_deletes_with_null_and_replaces_lists() {
+        let t = json!({"a": {"b": 1, "c": 2}, "l": [1, 2]});
+        let p = json!({"a": {"b": null}, "l": [3]});
+        assert_eq!(
+            apply_merge_patch(&t, &p).expect("merge"),
+            json!({"a": {"c": 2}, "l": [3]})
+        );
+    }
+
+    #[test]
+    fn json_patch_failed_test_is_an_error() {
+        let t = json!({"a": 1});
+        let p = json!([{"op": "test", "path": "/a", "value": 2}, {"op": "replace", "path": "/a", "value": 3}]);
+        assert!(apply_json_patch(&t, &p).is_err());
+        let ok = json!([{"op": "replace", "path": "/a", "value": 3}]);
+        assert_eq!(apply_json_patch(&t, &ok).expect("patch"), json!({"a": 3}));
+    }
+
+    #[test]
+    fn content_type_parameters_are_ignored() {
+        assert_eq!(
+            PatchType::from_content_type("application/merge-patch+json; charset=utf-8"),
+            Some(PatchType::Merge)
+        );
+        assert_eq!(PatchType::from_content_type("text/plain"), None);
+    }
+}

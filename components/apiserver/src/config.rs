@@ -1,0 +1,38 @@
+//! kadm-apiserver flags, named like kube-apiserver's where they mean the same.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "kadm-apiserver", version = kadm_base::VERSION, about = "kadm's Kubernetes API server")]
+pub struct Config {
+    /// etcd endpoints, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "https://127.0.0.1:2379")]
+    pub etcd_servers: Vec<String>,
+    #[arg(long)]
+    pub etcd_cafile: Option<PathBuf>,
+    #[arg(long)]
+    pub etcd_certfile: Option<PathBuf>,
+    #[arg(long)]
+    pub etcd_keyfile: Option<PathBuf>,
+    /// Serving certificate.
+    #[arg(long)]
+    pub tls_cert_file: PathBuf,
+    #[arg(long)]
+    pub tls_private_key_file: PathBuf,
+    /// CA that signs client certificates (x509 authentication).
+    #[arg(long)]
+    pub client_ca_file: PathBuf,
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+    #[arg(long, default_value_t = 6443)]
+    pub secure_port: u16,
+    /// Address clients are told to use (discovery's serverAddressByClientCIDRs).
+    #[arg(long)]
+    pub advertise_address: Option<IpAddr>,
+    #[arg(long, default_value = "10.96.0.0/12")]
+    pub service_cluster_ip_range: String,
+    /// Largest request body accepted, in bytes (Kubernetes: 3 MiB).
+    #[arg(long, default_value_t = 3 * 1024 * 1024)]
+    pub max_request_body_bytes: usize,
+}

@@ -1,0 +1,305 @@
+//! GET of one object and LIST of a collection, with selectors, pagination and
+//! Kubernetes' resourceVersion semantics.
+
+use base64::Engine;
+use http::{Response, StatusCode};
+use kadm_apimachinery::selector::{FieldSelector, LabelSelector, object_field};
+use kadm_apimachinery::{ApiError, ResourceInfo, meta, table};
+use serde_json::{Value, json};
+
+use super::{Ctx, respond_object, to_wire};
+use crate::response::{self, Body, Format};
+
+pub async fn get(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let stored = ctx
+        .state
+        .store
+        .get(&ctx.key(&ctx.req.name))
+        .await?
+        .ok_or_else(|| ctx.not_found(&ctx.req.name))?;
+    Ok(respond_object(
+        ctx,
+        StatusCode::OK,
+        to_wire(ctx.res(), stored.object),
+    ))
+}
+
+/// Label and field selectors of a list or watch, validated against the resource.
+pub struct Filter {
+    pub label: LabelSelector,
+    pub field: FieldSelector,
+}
+
+impl Filter {
+    pub fn from_query(ctx: &Ctx) -> Result<Filter, ApiError> {
+        let label = LabelSelector::parse(ctx.query.str("labelSelector"))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let field = FieldSelector::parse(ctx.query.str("fieldSelector"))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        field
+            .check_supported(&ctx.res().supported_fields())
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Ok(Filter { label, field })
+    }
+
+    pub fn is_everything(&self) -> bool {
+        self.label.is_empty() && self.field.is_empty()
+    }
+
+    /// Whether a stored object passes both selectors.
+    pub fn matches(&self, obj: &Value) -> bool {
+        self.label.matches_json(meta::labels(obj)) && self.field.matches(|f| object_field(obj, f))
+    }
+}
+
+/// Kubernetes' continue token: base64 of `{"v":"meta.k8s.io/v1","rv":N,"start":"<key suffix>"}`.
+#[derive(Debug, PartialEq)]
+pub struct ContinueToken {
+    pub rv: i64,
+    pub start: String,
+}
+
+impl ContinueToken {
+    pub fn encode(&self) -> String {
+        let j = json!({"v": "meta.k8s.io/v1", "rv": self.rv, "start": self.start});
+        base64::engine::general_purpose::STANDARD.encode(j.to_string())
+    }
+
+    pub fn decode(s: &str) -> Result<ContinueToken, ApiError> {
+        let bad = || {
+            ApiError::bad_request(format!(
+                "continue key is not valid: {s:?}; start the list again without it"
+            ))
+        };
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(s))
+            .map_err(|_| bad())?;
+        let j: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+        if j["v"] != "meta.k8s.io/v1" {
+            return Err(bad());
+        }
+        let rv = j["rv"].as_i64().filter(|r| *r > 0).ok_or_else(bad)?;
+        let start = j["start"].as_str().ok_or_else(bad)?.to_string();
+        if start.contains("..") || start.starts_with('/') {
+            return Err(bad());
+        }
+        Ok(ContinueToken { rv, start })
+    }
+}
+
+/// A list result before rendering.
+pub struct Listed {
+    pub items: Vec<Value>,
+    pub revision: i64,
+    pub continue_token: Option<String>,
+    pub remaining: Option<i64>,
+}
+
+/// Parses a resourceVersion parameter: empty, or a non-negative integer.
+pub fn parse_rv(s: &str) -> Result<i64, ApiError> {
+    if s.is_empty() {
+        return Ok(0);
+    }
+    s.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "invalid resource version: {s:?}; it must be an integer from a previous response"
+        ))
+    })
+}
+
+pub async fn list_objects(ctx: &Ctx, filter: &Filter) -> Result<Listed, ApiError> {
+    let res: &ResourceInfo = ctx.res();
+    let prefix = ctx.key("");
+    let limit = ctx.query.int("limit")?.filter(|l| *l > 0).unwrap_or(0);
+    let rv_param = ctx.query.str("resourceVersion");
+    let rv = parse_rv(rv_param)?;
+    let rv_match = ctx.query.str("resourceVersionMatch");
+    let mut revision = 0;
+    let mut start: Option<String> = None;
+    if let Some(token) = ctx.query.get("continue").filter(|c| !c.is_empty()) {
+        if !rv_param.is_empty() {
+            return Err(ApiError::bad_request(
+                "specifying resource version is not allowed when using continue",
+            ));
+        }
+        let t = ContinueToken::decode(token)?;
+        revision = t.rv;
+        start = Some(format!("{prefix}{}", t.start));
+    } else {
+        match rv_match {
+            "" | "NotOlderThan" => {
+                if rv_match == "NotOlderThan" && rv_param.is_empty() {
+                    return Err(ApiError::bad_request(
+                        "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                    ));
+                }
+                if rv > 0 {
+                    let current = ctx
+                        .state
+                        .store
+                        .current_revision()
+                        .await
+                        .map_err(crate::storage::StoreError::from)?;
+                    if rv > current {
+                        return Err(ApiError::timeout(format!(
+                            "Too large resource version: {rv}, current: {current}"
+                        )));
+                    }
+                }
+            }
+            "Exact" => {
+                if rv == 0 {
+                    return Err(ApiError::bad_request(
+                        "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\" or empty",
+                    ));
+                }
+                revision = rv;
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unsupported resourceVersionMatch {other:?}; use \"Exact\" or \"NotOlderThan\""
+                )));
+            }
+        }
+    }
+    let mut items = Vec::new();
+    let mut continue_token = None;
+    let mut remaining = None;
+    let page_size = if limit > 0 && filter.is_everything() {
+        limit
+    } else if limit > 0 {
+        limit.max(100)
+    } else {
+        0
+    };
+    loop {
+        let page = ctx
+            .state
+            .store
+            .list(&prefix, start.as_deref(), revision, page_size)
+            .await
+            .map_err(|e| {
+                let api = e.to_api();
+                if api.code == 410 && ctx.query.get("continue").is_some() {
+                    ApiError::expired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
+                } else {
+                    api
+                }
+            })?;
+        revision = page.revision;
+        let n = page.items.len();
+        let mut stopped_at = None;
+        for (i, item) in page.items.into_iter().enumerate() {
+            if filter.matches(&item.object) {
+                items.push(to_wire(res, item.object));
+                if limit > 0 && items.len() as i64 >= limit {
+                    if i + 1 < n || page.more {
+                        stopped_at = Some((item.key, n - i - 1));
+                    }
+                    break;
+                }
+            }
+            if i + 1 == n {
+                start = Some(format!("{}\0", item.key));
+            }
+        }
+        if let Some((key, left_in_page)) = stopped_at {
+            let suffix = key.strip_prefix(&prefix).unwrap_or(&key);
+            continue_token = Some(
+                ContinueToken {
+                    rv: revision,
+                    start: format!("{suffix}\0"),
+                }
+                .encode(),
+            );
+            if filter.is_everything() {
+                remaining = Some(page.count - (n as i64) + left_in_page as i64).filter(|r| *r > 0);
+            }
+            break;
+        }
+        if !page.more || n == 0 || limit == 0 {
+            break;
+        }
+    }
+    Ok(Listed {
+        items,
+        revision,
+        continue_token,
+        remaining,
+    })
+}
+
+pub fn list_meta(listed: &Listed) -> Value {
+    let mut m = json!({"resourceVersion": listed.revision.to_string()});
+    if let Some(c) = &listed.continue_token {
+        m["continue"] = json!(c);
+    }
+    if let Some(r) = listed.remaining {
+        m["remainingItemCount"] = json!(r);
+    }
+    m
+}
+
+pub async fn list(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let filter = Filter::from_query(ctx)?;
+    let listed = list_objects(ctx, &filter).await?;
+    let res = ctx.res();
+    let body = match ctx.format {
+        Format::Table => {
+            let include =
+                table::IncludeObject::parse(ctx.query.str("includeObject")).ok_or_else(|| {
+                    ApiError::bad_request("includeObject must be one of None, Metadata, Object")
+                })?;
+            table::to_table(res, &listed.items, list_meta(&listed), include, true)
+        }
+        _ => json!({
+            "kind": res.list_kind(),
+            "apiVersion": res.api_version(),
+            "metadata": list_meta(&listed),
+            "items": listed.items,
+        }),
+    };
+    let format = if ctx.format == Format::Yaml {
+        Format::Yaml
+    } else {
+        Format::Json
+    };
+    Ok(response::object(StatusCode::OK, &body, format))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_token_round_trips_and_rejects_garbage() {
+        let t = ContinueToken {
+            rv: 42,
+            start: "ns/name\0".into(),
+        };
+        assert_eq!(ContinueToken::decode(&t.encode()).expect("decode"), t);
+        assert_eq!(
+            ContinueToken::decode("not-base64!").expect_err("bad").code,
+            400
+        );
+        let escape = ContinueToken {
+            rv: 1,
+            start: "../secrets/".into(),
+        };
+        assert_eq!(
+            ContinueToken::decode(&escape.encode())
+                .expect_err("escape")
+                .code,
+            400
+        );
+    }
+
+    #[test]
+    fn resource_version_must_be_an_integer() {
+        assert_eq!(parse_rv("").expect("empty"), 0);
+        assert_eq!(parse_rv("17").expect("int"), 17);
+        assert_eq!(parse_rv("abc").expect_err("bad").code, 400);
+        assert_eq!(parse_rv("-1").expect_err("neg").code, 400);
+    }
+}

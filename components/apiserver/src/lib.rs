@@ -1,0 +1,20 @@
+//! kadm-apiserver: the Kubernetes API over HTTPS, stored in etcd.
+//!
+//! Request path: TLS (client cert → user) → [`request::parse`] (which resource,
+//! which verb) → [`handlers`] (decode, default, validate) → [`storage`] (one
+//! guarded etcd transaction) → a JSON object, list, table, stream or `Status`.
+
+pub mod bootstrap;
+pub mod config;
+pub mod discovery;
+pub mod error;
+pub mod handlers;
+pub mod request;
+pub mod response;
+pub mod server;
+pub mod storage;
+pub mod strategy;
+pub mod tls;
+
+pub use config::Config;
+pub use error::{Error, Result};

@@ -1,0 +1,304 @@
+//! The HTTPS server: accept, TLS handshake, identify the client from its
+//! certificate, route the request.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use kadm_apimachinery::ApiError;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::handlers::{self, Ctx};
+use crate::request::{self, Query, Target};
+use crate::response::{self, Body, Format};
+use crate::storage::{EtcdConfig, Store};
+use crate::tls::{self, UserInfo};
+
+/// Shared by every request.
+pub struct State {
+    pub store: Store,
+    pub advertise: String,
+    pub max_body: usize,
+}
+
+/// Paths anyone may read without credentials, as Kubernetes' `system:public-info-viewer` allows.
+fn is_public(path: &str) -> bool {
+    matches!(path, "/livez" | "/readyz" | "/healthz" | "/version")
+        || path.starts_with("/livez/")
+        || path.starts_with("/readyz/")
+        || path.starts_with("/healthz/")
+}
+
+/// A running server: its address and a handle to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Connects to etcd, prepares system state, binds, and serves until shut down.
+pub async fn start(cfg: Config) -> Result<Running> {
+    let tls_cfg = tls::server_config(
+        &cfg.tls_cert_file,
+        &cfg.tls_private_key_file,
+        &cfg.client_ca_file,
+    )?;
+    let store = Store::connect(&EtcdConfig {
+        endpoints: cfg.etcd_servers.clone(),
+        ca_file: cfg.etcd_cafile.clone(),
+        cert_file: cfg.etcd_certfile.clone(),
+        key_file: cfg.etcd_keyfile.clone(),
+    })
+    .await?;
+    crate::bootstrap::ensure_system_namespaces(&store).await?;
+    let addr = SocketAddr::new(cfg.bind_address, cfg.secure_port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| Error::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
+    let advertise_ip = cfg
+        .advertise_address
+        .unwrap_or(if local.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            local.ip()
+        });
+    let state = Arc::new(State {
+        store,
+        advertise: SocketAddr::new(advertise_ip, local.port()).to_string(),
+        max_body: cfg.max_request_body_bytes,
+    });
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let acceptor = TlsAcceptor::from(tls_cfg);
+    let task = tokio::spawn(serve(listener, acceptor, state, rx));
+    tracing::info!(address = %local, "kadm-apiserver serving");
+    Ok(Running {
+        addr: local,
+        shutdown: tx,
+        task,
+    })
+}
+
+async fn serve(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    state: Arc<State>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.changed() => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let state = state.clone();
+        tokio::spawn(async move {
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "tls handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let user = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| tls::user_from_cert(c));
+            let user = Arc::new(user);
+            let svc = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                let user = user.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(
+                        handle(state, user.as_ref().clone(), req).await,
+                    )
+                }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder.serve_connection(TokioIo::new(tls), svc).await {
+                tracing::debug!(%peer, error = %e, "connection ended with error");
+            }
+        });
+    }
+}
+
+async fn read_body(req: Request<Incoming>, limit: usize) -> std::result::Result<Bytes, ApiError> {
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(limit)),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "reading the request body failed: {e}"
+        ))),
+    }
+}
+
+async fn handle(
+    state: Arc<State>,
+    user: Option<UserInfo>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let query = Query::parse(req.uri().query());
+    let started = std::time::Instant::now();
+    let resp = route(state, user, req, &path, &method, query).await;
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
+    resp
+}
+
+async fn route(
+    state: Arc<State>,
+    user: Option<UserInfo>,
+    req: Request<Incoming>,
+    path: &str,
+    method: &Method,
+    query: Query,
+) -> Response<Body> {
+    let user = match user {
+        Some(u) => u,
+        None if is_public(path) => UserInfo {
+            name: "system:anonymous".into(),
+            groups: vec!["system:unauthenticated".into()],
+        },
+        None => {
+            if req.headers().contains_key(header::AUTHORIZATION) {
+                tracing::debug!(path, "bearer tokens are not accepted yet");
+            }
+            return response::error(&ApiError::unauthorized());
+        }
+    };
+    let target = match request::parse(method, path, query.bool("watch")) {
+        Ok(t) => t,
+        Err(e) => return response::error(&e),
+    };
+    match target {
+        Target::NonResource(p) => non_resource(&state, &p, &query).await,
+        Target::Discovery(parts) => {
+            if method != Method::GET && method != Method::HEAD {
+                return response::error(&ApiError::method_not_allowed());
+            }
+            match crate::discovery::discover(&parts, &state.advertise) {
+                Ok(v) => response::json(StatusCode::OK, &v),
+                Err(e) => response::error(&e),
+            }
+        }
+        Target::Resource(rr) => {
+            let accept = req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let Some(format) = response::negotiate(accept.as_deref()) else {
+                return response::error(&ApiError::not_acceptable(accept.as_deref().unwrap_or("")));
+            };
+            let format = if format == Format::Table
+                && !matches!(
+                    rr.verb,
+                    request::Verb::Get | request::Verb::List | request::Verb::Watch
+                ) {
+                Format::Json
+            } else {
+                format
+            };
+            let content_type = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            if content_type.contains("protobuf") {
+                return response::error(&ApiError::unsupported_media_type(
+                    &content_type,
+                    &["application/json", "application/yaml"],
+                ));
+            }
+            let body = match read_body(req, state.max_body).await {
+                Ok(b) => b,
+                Err(e) => return response::error(&e),
+            };
+            handlers::dispatch(Ctx {
+                state,
+                req: rr,
+                query,
+                format,
+                user,
+                content_type,
+                body,
+            })
+            .await
+        }
+    }
+}
+
+async fn non_resource(state: &State, path: &str, query: &Query) -> Response<Body> {
+    let verbose = query.get("verbose").is_some();
+    match path {
+        "/version" => response::json(StatusCode::OK, &crate::discovery::version()),
+        "/livez" | "/healthz" | "/livez/ping" | "/healthz/ping" => {
+            if verbose {
+                response::text(
+                    StatusCode::OK,
+                    format!("[+]ping ok\n{} check passed\n", &path[1..]),
+                )
+            } else {
+                response::text(StatusCode::OK, "ok")
+            }
+        }
+        "/readyz" | "/readyz/etcd" | "/livez/etcd" | "/healthz/etcd" => {
+            match state.store.ping(Duration::from_secs(2)).await {
+                Ok(()) if verbose => response::text(
+                    StatusCode::OK,
+                    "[+]ping ok\n[+]etcd ok\nreadyz check passed\n",
+                ),
+                Ok(()) => response::text(StatusCode::OK, "ok"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "etcd health check failed");
+                    response::text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("[+]ping ok\n[-]etcd failed: {e}\nreadyz check failed\n"),
+                    )
+                }
+            }
+        }
+        "/" => {
+            let mut paths = vec!["/api".to_string(), "/api/v1".into(), "/apis".into()];
+            for (g, v) in kadm_apimachinery::registry::group_versions() {
+                paths.push(format!("/apis/{g}"));
+                paths.push(format!("/apis/{g}/{v}"));
+            }
+            paths.extend(["/healthz", "/livez", "/readyz", "/version"].map(String::from));
+            response::json(StatusCode::OK, &serde_json::json!({"paths": paths}))
+        }
+        _ => response::error(&ApiError::new(
+            404,
+            kadm_apimachinery::Reason::NotFound,
+            "the server could not find the requested resource",
+        )),
+    }
+}

@@ -1,0 +1,351 @@
+//! Objects in etcd, laid out as Kubernetes does (`/registry/<resource>/<ns>/<name>`),
+//! with `resourceVersion` taken from etcd's `mod_revision`.
+//!
+//! Every write is a single transaction guarded by a revision compare, so a failed
+//! write never leaves anything half-done and concurrent writers get a clean conflict.
+//! The stored JSON carries no `resourceVersion`: it is stamped on read from the
+//! key's revision, which keeps it exact even after a restore.
+
+use std::time::Duration;
+
+use etcd_client::{
+    Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
+    KeyValue, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions, WatchStream,
+};
+use kadm_apimachinery::{ApiError, meta};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// How to reach etcd.
+#[derive(Debug, Clone)]
+pub struct EtcdConfig {
+    pub endpoints: Vec<String>,
+    pub ca_file: Option<std::path::PathBuf>,
+    pub cert_file: Option<std::path::PathBuf>,
+    pub key_file: Option<std::path::PathBuf>,
+}
+
+/// A stored object with the revision it was last written at.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub key: String,
+    pub object: Value,
+    pub mod_revision: i64,
+}
+
+/// One page of a range read.
+#[derive(Debug)]
+pub struct Page {
+    pub items: Vec<Stored>,
+    /// The revision the read was served at (the list's `resourceVersion`).
+    pub revision: i64,
+    /// Whether more keys follow the last returned one.
+    pub more: bool,
+    /// Total keys in the requested range at `revision` (for `remainingItemCount`).
+    pub count: i64,
+}
+
+/// A change seen by a watch.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Put {
+        current: Stored,
+        previous: Option<Stored>,
+        created: bool,
+    },
+    Delete {
+        previous: Stored,
+        revision: i64,
+    },
+}
+
+/// What an optimistic write found.
+#[derive(Debug)]
+pub enum WriteOutcome {
+    /// Written at this revision.
+    Written(i64),
+    /// The key was changed (or created/removed) since the caller read it.
+    Conflict,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+}
+
+fn decode(kv: &KeyValue) -> Result<Stored> {
+    let mut object: Value = serde_json::from_slice(kv.value()).map_err(|e| Error::Corrupt {
+        key: String::from_utf8_lossy(kv.key()).into_owned(),
+        reason: e.to_string(),
+    })?;
+    meta::set(
+        &mut object,
+        "resourceVersion",
+        Value::String(kv.mod_revision().to_string()),
+    );
+    Ok(Stored {
+        key: String::from_utf8_lossy(kv.key()).into_owned(),
+        object,
+        mod_revision: kv.mod_revision(),
+    })
+}
+
+/// The stored bytes of an object: without `resourceVersion`, which etcd owns.
+fn encode(obj: &Value) -> Result<Vec<u8>> {
+    let mut copy = obj.clone();
+    meta::remove(&mut copy, "resourceVersion");
+    Ok(serde_json::to_vec(&copy)?)
+}
+
+/// The first key after every key with this prefix (etcd's range end for a prefix).
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// Whether an etcd error says the requested revision was compacted away.
+pub fn is_compacted(e: &etcd_client::Error) -> bool {
+    e.to_string()
+        .contains("required revision has been compacted")
+}
+
+impl Store {
+    pub async fn connect(cfg: &EtcdConfig) -> Result<Store> {
+        let mut opts = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+        if let Some(ca) = &cfg.ca_file {
+            let read = |p: &std::path::Path| {
+                std::fs::read(p).map_err(|source| Error::Io {
+                    action: "read etcd tls file",
+                    path: p.to_path_buf(),
+                    source,
+                })
+            };
+            let mut tls = TlsOptions::new().ca_certificate(Certificate::from_pem(read(ca)?));
+            if let (Some(c), Some(k)) = (&cfg.cert_file, &cfg.key_file) {
+                tls = tls.identity(Identity::from_pem(read(c)?, read(k)?));
+            }
+            opts = opts.with_tls(tls);
+        }
+        let client = Client::connect(&cfg.endpoints, Some(opts))
+            .await
+            .map_err(|e| Error::Etcd {
+                endpoints: cfg.endpoints.join(","),
+                source: e,
+            })?;
+        Ok(Store { client })
+    }
+
+    /// etcd's current revision, read linearizably.
+    pub async fn current_revision(&self) -> Result<i64, etcd_client::Error> {
+        let resp = self
+            .client
+            .kv_client()
+            .get(
+                "/registry/",
+                Some(GetOptions::new().with_prefix().with_count_only()),
+            )
+            .await?;
+        Ok(resp.header().map_or(0, |h| h.revision()))
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Stored>, StoreError> {
+        let resp = self.client.kv_client().get(key, None).await?;
+        match resp.kvs().first() {
+            Some(kv) => Ok(Some(decode(kv)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// One page of keys under `prefix`, starting at `start` (inclusive) when given,
+    /// read at `revision` (0 = now).
+    pub async fn list(
+        &self,
+        prefix: &str,
+        start: Option<&str>,
+        revision: i64,
+        limit: i64,
+    ) -> Result<Page, StoreError> {
+        let from = start.unwrap_or(prefix).to_string();
+        let mut opts = GetOptions::new().with_range(prefix_end(prefix));
+        if revision > 0 {
+            opts = opts.with_revision(revision);
+        }
+        if limit > 0 {
+            opts = opts.with_limit(limit);
+        }
+        let resp = self.client.kv_client().get(from, Some(opts)).await?;
+        let items = resp.kvs().iter().map(decode).collect::<Result<Vec<_>>>()?;
+        let revision = resp.header().map_or(revision, |h| h.revision());
+        Ok(Page {
+            items,
+            revision,
+            more: resp.more(),
+            count: resp.count(),
+        })
+    }
+
+    /// Creates `key` only if it does not exist.
+    pub async fn create(&self, key: &str, obj: &Value) -> Result<WriteOutcome, StoreError> {
+        let txn = Txn::new()
+            .when([Compare::create_revision(key, CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key, encode(obj)?, None)]);
+        let resp = self.client.kv_client().txn(txn).await?;
+        if !resp.succeeded() {
+            return Ok(WriteOutcome::Conflict);
+        }
+        Ok(WriteOutcome::Written(
+            resp.header().map_or(0, |h| h.revision()),
+        ))
+    }
+
+    /// Replaces `key` only if it is still at `expected` revision.
+    pub async fn update(
+        &self,
+        key: &str,
+        obj: &Value,
+        expected: i64,
+    ) -> Result<WriteOutcome, StoreError> {
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
+            .and_then([TxnOp::put(key, encode(obj)?, None)]);
+        let resp = self.client.kv_client().txn(txn).await?;
+        if !resp.succeeded() {
+            return Ok(WriteOutcome::Conflict);
+        }
+        Ok(WriteOutcome::Written(
+            resp.header().map_or(0, |h| h.revision()),
+        ))
+    }
+
+    /// Deletes `key` only if it is still at `expected` revision.
+    pub async fn delete(&self, key: &str, expected: i64) -> Result<WriteOutcome, StoreError> {
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
+            .and_then([TxnOp::delete(key, None)]);
+        let resp = self.client.kv_client().txn(txn).await?;
+        if !resp.succeeded() {
+            return Ok(WriteOutcome::Conflict);
+        }
+        let deleted = resp
+            .op_responses()
+            .iter()
+            .any(|r| matches!(r, TxnOpResponse::Delete(d) if d.deleted() > 0));
+        if !deleted {
+            return Ok(WriteOutcome::Conflict);
+        }
+        Ok(WriteOutcome::Written(
+            resp.header().map_or(0, |h| h.revision()),
+        ))
+    }
+
+    /// Starts a watch on every key under `prefix` from `start_revision` on.
+    pub async fn watch(
+        &self,
+        prefix: &str,
+        start_revision: i64,
+    ) -> Result<WatchStream, StoreError> {
+        let opts = WatchOptions::new()
+            .with_range(prefix_end(prefix))
+            .with_start_revision(start_revision)
+            .with_prev_key()
+            .with_progress_notify();
+        Ok(self.client.watch_client().watch(prefix, Some(opts)).await?)
+    }
+
+    /// Health check for `/readyz`: a linearizable read within `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> Result<(), String> {
+        match tokio::time::timeout(timeout, self.current_revision()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("etcd did not answer within {}s", timeout.as_secs())),
+        }
+    }
+}
+
+/// Turns one etcd watch event into a [`Change`].
+pub fn change_from_event(ev: &etcd_client::Event, revision: i64) -> Result<Option<Change>> {
+    let prev = ev.prev_kv().map(decode).transpose()?;
+    match ev.event_type() {
+        EventType::Put => {
+            let Some(kv) = ev.kv() else { return Ok(None) };
+            let current = decode(kv)?;
+            let created = kv.create_revision() == kv.mod_revision();
+            Ok(Some(Change::Put {
+                current,
+                previous: prev,
+                created,
+            }))
+        }
+        EventType::Delete => match prev {
+            Some(mut previous) => {
+                let rev = ev.kv().map_or(revision, KeyValue::mod_revision);
+                meta::set(
+                    &mut previous.object,
+                    "resourceVersion",
+                    Value::String(rev.to_string()),
+                );
+                Ok(Some(Change::Delete {
+                    previous,
+                    revision: rev,
+                }))
+            }
+            None => Ok(None),
+        },
+    }
+}
+
+/// Storage failures as the handlers see them.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Etcd(#[from] etcd_client::Error),
+    #[error(transparent)]
+    Other(#[from] Error),
+}
+
+impl StoreError {
+    /// The API error a client sees; compaction becomes 410 Expired like Kubernetes.
+    pub fn to_api(&self) -> ApiError {
+        match self {
+            StoreError::Etcd(e) if is_compacted(e) => {
+                ApiError::expired("The resourceVersion for the provided list is too old.")
+            }
+            StoreError::Etcd(e) => ApiError::internal(format!("etcd: {e}")),
+            StoreError::Other(e) => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        e.to_api()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_increments_last_byte() {
+        assert_eq!(prefix_end("/registry/pods/"), b"/registry/pods0".to_vec());
+        assert_eq!(prefix_end("a\u{7f}"), b"a\x80".to_vec());
+    }
+
+    #[test]
+    fn encode_drops_resource_version() {
+        let v = serde_json::json!({"metadata": {"name": "a", "resourceVersion": "5"}});
+        let bytes = encode(&v).expect("encode");
+        let back: Value = serde_json::from_slice(&bytes).expect("decode");
+        assert!(back["metadata"].get("resourceVersion").is_none());
+    }
+}

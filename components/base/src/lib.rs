@@ -1,0 +1,26 @@
+//! What every kadm binary shares: one logging setup, one version string, and the
+//! way a component that is not built yet refuses to run.
+//!
+//! Keeping these in one crate means a log line from the apiserver and one from the
+//! kubelet look the same, and `kadm upgrade` can compare versions by one rule.
+
+pub mod logging;
+pub mod version;
+
+pub use logging::init_logging;
+pub use version::{KUBERNETES_VERSION, VERSION, git_version};
+
+/// Exit code of a component binary whose implementation has not landed yet.
+///
+/// A distinct non-zero code lets the supervisor and tests tell "not built" apart
+/// from a crash, so nothing can mistake a placeholder for a running component.
+pub const EXIT_NOT_IMPLEMENTED: i32 = 3;
+
+/// Prints why this component cannot run yet and exits non-zero.
+pub fn refuse_unimplemented(component: &str, issue: &str) -> ! {
+    eprintln!(
+        "error: {component} is not implemented in kadm {VERSION} yet ({issue}); \
+         it cannot be started, and nothing was done"
+    );
+    std::process::exit(EXIT_NOT_IMPLEMENTED)
+}
