@@ -56,6 +56,26 @@ pub enum Error {
         remedy: String,
     },
 
+    /// Preflight found problems; nothing was changed.
+    #[error("preflight failed, nothing was changed:\n  {}", .0.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n  "))]
+    Preflight(Vec<crate::preflight::Failure>),
+
+    /// A component did not become ready in time.
+    #[error("{what} did not become ready within {}s; look at the logs in {} and re-run the command once fixed (finished steps are kept)", .after.as_secs(), .logs.display())]
+    NotReady {
+        what: String,
+        after: std::time::Duration,
+        logs: PathBuf,
+    },
+
+    /// An external command (systemctl, …) failed.
+    #[error("running `{command}` failed: {detail}")]
+    Command { command: String, detail: String },
+
+    /// The host supervisor failed.
+    #[error("supervisor: {0}")]
+    Supervisor(#[source] Box<crate::supervisor::Error>),
+
     /// A kubeconfig could not be encoded or decoded as YAML.
     #[error("{action}: {source}")]
     Yaml {
@@ -63,6 +83,12 @@ pub enum Error {
         #[source]
         source: serde_yaml::Error,
     },
+}
+
+impl From<crate::supervisor::Error> for Error {
+    fn from(e: crate::supervisor::Error) -> Self {
+        Error::Supervisor(Box::new(e))
+    }
 }
 
 /// Result with the bootstrap error.

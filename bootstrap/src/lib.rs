@@ -2,8 +2,14 @@
 //! bare host into a cluster member.
 
 pub mod error;
+pub mod host;
+pub mod init;
+pub mod install;
 pub mod kubeconfig;
+pub mod layout;
 pub mod pki;
+pub mod preflight;
+pub mod reset;
 pub mod supervisor;
 
 pub use error::{Error, Result};

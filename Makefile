@@ -1,0 +1,61 @@
+# kadm: the two commands an operator needs are `make up` and `make test`.
+# Both work on a fresh Debian 12 machine as root: they install what is missing first.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+RELEASE_DIR := target/release
+DEBUG_DIR := target/debug
+
+# Debian packages the finished product runs on (installed by `make up`).
+RUNTIME_PACKAGES := etcd-server etcd-client containerd runc containernetworking-plugins \
+	nftables conntrack openssh-server busybox-static docker-registry iproute2 ca-certificates
+# Extra packages to build kadm (etcd-client's build script needs protoc).
+BUILD_PACKAGES := protobuf-compiler build-essential pkg-config
+# Packages the tests need (openssl is used to cross-check certificates).
+TEST_PACKAGES := openssl curl
+
+.PHONY: up test deps test-deps build build-debug lint unit down clean help
+
+help:
+	@echo "make up     install what is missing, build, and start a local control plane (kadm init)"
+	@echo "make test   install what tests need and run every test (lint, unit, integration)"
+	@echo "make down   kadm reset --yes"
+
+## deps: install missing Debian packages without letting distro services start
+deps:
+	@bash scripts/install-packages.sh $(RUNTIME_PACKAGES) $(BUILD_PACKAGES)
+
+test-deps:
+	@bash scripts/install-packages.sh $(RUNTIME_PACKAGES) $(BUILD_PACKAGES) $(TEST_PACKAGES)
+
+build: deps
+	$(CARGO) build --release --workspace --bins
+
+build-debug:
+	$(CARGO) build --workspace --bins
+
+up: build
+	$(RELEASE_DIR)/kadm init
+
+down:
+	@if [ -x /usr/local/bin/kadm ]; then /usr/local/bin/kadm reset --yes; \
+	elif [ -x $(RELEASE_DIR)/kadm ]; then $(RELEASE_DIR)/kadm reset --yes; \
+	else echo "kadm is not built; nothing to reset"; fi
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## unit + integration tests; integration tests start real etcd and kadm-apiserver
+## processes on free loopback ports, so the workspace binaries are built first.
+unit: build-debug
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+		$(CARGO) test --workspace --no-fail-fast; \
+	fi
+
+test: test-deps lint unit
+
+clean:
+	$(CARGO) clean
