@@ -184,7 +184,14 @@ impl Store {
         }
         let resp = self.client.kv_client().get(from, Some(opts)).await?;
         let items = resp.kvs().iter().map(decode).collect::<Result<Vec<_>>>()?;
-        let revision = resp.header().map_or(revision, |h| h.revision());
+        // etcd's header carries its current revision even for a read at an older one;
+        // a read at a fixed revision was served at that revision (a continued list keeps
+        // its snapshot).
+        let revision = if revision > 0 {
+            revision
+        } else {
+            resp.header().map_or(0, |h| h.revision())
+        };
         Ok(Page {
             items,
             revision,
