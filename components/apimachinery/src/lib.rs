@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod meta;
 pub mod patch;
+pub mod protobuf;
 pub mod registry;
 pub mod selector;
 pub mod status;

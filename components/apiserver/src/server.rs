@@ -157,7 +157,8 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> std::result::Result<
     let mut seen = 0usize;
     let drain_until = tokio::time::Instant::now() + Duration::from_secs(10);
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::bad_request(format!("reading the request body failed: {e}")))?;
+        let frame = frame
+            .map_err(|e| ApiError::bad_request(format!("reading the request body failed: {e}")))?;
         if let Ok(data) = frame.into_data() {
             seen += data.len();
             if seen <= limit {
@@ -250,12 +251,6 @@ async fn route(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_string();
-            if content_type.contains("protobuf") {
-                return response::error(&ApiError::unsupported_media_type(
-                    &content_type,
-                    &["application/json", "application/yaml"],
-                ));
-            }
             let body = match read_body(req, state.max_body).await {
                 Ok(b) => b,
                 Err(e) => return response::error(&e),

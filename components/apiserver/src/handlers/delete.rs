@@ -3,7 +3,7 @@
 //! `propagationPolicy` adds), and the namespace lifecycle.
 
 use http::{Response, StatusCode};
-use kadm_apimachinery::{ApiError, meta, status::success_status};
+use kadm_apimachinery::{ApiError, meta, protobuf, status::success_status};
 use serde_json::{Value, json};
 
 use super::read::{Filter, list_objects};
@@ -44,9 +44,16 @@ impl DeleteOptions {
             );
         }
         if !ctx.body.is_empty() {
-            let body: Value = serde_json::from_slice(&ctx.body).map_err(|e| {
-                ApiError::bad_request(format!("the DeleteOptions body is not valid json: {e}"))
-            })?;
+            let media = ctx.content_type.split(';').next().unwrap_or("").trim();
+            let body: Value = if media.eq_ignore_ascii_case(protobuf::MEDIA_TYPE) {
+                protobuf::decode(&ctx.body).map_err(|e| {
+                    ApiError::bad_request(format!("the DeleteOptions body cannot be decoded: {e}"))
+                })?
+            } else {
+                serde_json::from_slice(&ctx.body).map_err(|e| {
+                    ApiError::bad_request(format!("the DeleteOptions body is not valid json: {e}"))
+                })?
+            };
             if let Some(g) = body.get("gracePeriodSeconds").filter(|v| !v.is_null()) {
                 o.grace = Some(g.as_i64().ok_or_else(|| {
                     ApiError::bad_request("gracePeriodSeconds must be an integer")

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
-use kadm_apimachinery::{ApiError, ResourceInfo, events, meta, table};
+use kadm_apimachinery::{ApiError, ResourceInfo, events, meta, protobuf, table};
 use serde_json::{Value, json};
 
 use crate::request::{Query, ResourceRequest, Verb};
@@ -143,10 +143,14 @@ pub fn decode_body(ctx: &Ctx) -> Result<Value, ApiError> {
         "" | "application/json" | "*/*" => serde_json::from_slice(&ctx.body).map_err(|e| {
             ApiError::bad_request(format!("the request body is not valid json: {e}"))
         })?,
+        // kubectl >= 1.32 sends typed creates and updates as Kubernetes protobuf.
+        protobuf::MEDIA_TYPE => {
+            protobuf::decode(&ctx.body).map_err(|e| ApiError::bad_request(e.to_string()))?
+        }
         other => {
             return Err(ApiError::unsupported_media_type(
                 other,
-                &["application/json", "application/yaml"],
+                &["application/json", "application/yaml", protobuf::MEDIA_TYPE],
             ));
         }
     };
