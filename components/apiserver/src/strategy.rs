@@ -60,6 +60,38 @@ pub fn prepare_create(res: &ResourceInfo, obj: &mut Value) {
     }
 }
 
+/// Objects that record who asked for them: a CSR's `spec.username`/`groups`/`uid`
+/// come from the authenticated requester, never from the body (Kubernetes' CSR strategy).
+pub fn set_requester(res: &ResourceInfo, obj: &mut Value, user: &str, groups: &[String]) {
+    if res.group == "certificates.k8s.io" && res.plural == "certificatesigningrequests" {
+        obj["spec"]["username"] = json!(user);
+        obj["spec"]["groups"] = json!(groups);
+        if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.remove("uid");
+        }
+    }
+}
+
+/// Fills `lastUpdateTime`/`lastTransitionTime` of conditions a client left empty.
+fn stamp_conditions(conditions: &mut Value, old: Option<&Value>) {
+    let now = meta::now();
+    for c in conditions.as_array_mut().into_iter().flatten() {
+        let previous = old
+            .and_then(Value::as_array)
+            .and_then(|o| o.iter().find(|p| p.get("type") == c.get("type")));
+        for f in ["lastUpdateTime", "lastTransitionTime"] {
+            if c.get(f).is_none_or(Value::is_null) {
+                let keep = previous
+                    .filter(|p| f == "lastTransitionTime" && p.get("status") == c.get("status"))
+                    .and_then(|p| p.get(f))
+                    .filter(|v| !v.is_null())
+                    .cloned();
+                c[f] = keep.unwrap_or_else(|| json!(now));
+            }
+        }
+    }
+}
+
 fn field<'a>(v: &'a Value, k: &str) -> Option<&'a Value> {
     v.get(k)
 }
@@ -104,7 +136,8 @@ pub fn prepare_update(
         "approval" => {
             let conditions = new.pointer("/status/conditions").cloned();
             let mut merged = old.clone();
-            if let Some(c) = conditions {
+            if let Some(mut c) = conditions {
+                stamp_conditions(&mut c, old.pointer("/status/conditions"));
                 merged["status"]["conditions"] = c;
             }
             *new = merged;
@@ -298,6 +331,27 @@ mod tests {
         );
         assert_eq!(st["status"]["replicas"], 2);
         assert_eq!(st["metadata"]["generation"], 3);
+    }
+
+    #[test]
+    fn csr_requester_comes_from_authentication_and_approval_is_stamped() {
+        let csr = lookup("certificates.k8s.io", "v1", "certificatesigningrequests").expect("csr");
+        let mut o = json!({"metadata": {"name": "c"}, "spec": {"username": "forged", "uid": "x"}});
+        set_requester(csr, &mut o, "alice", &["dev".to_string()]);
+        assert_eq!(o["spec"]["username"], "alice");
+        assert_eq!(o["spec"]["groups"], json!(["dev"]));
+        assert!(o["spec"].get("uid").is_none());
+        let old = json!({"metadata": {"name": "c"}, "spec": {}});
+        let mut new = json!({"metadata": {"name": "c"}, "status": {"conditions": [{"type": "Approved", "status": "True", "lastTransitionTime": null}]}});
+        prepare_update(csr, &old, &mut new, "approval").expect("approve");
+        assert!(
+            new.pointer("/status/conditions/0/lastTransitionTime")
+                .is_some_and(Value::is_string)
+        );
+        assert!(
+            new.pointer("/status/conditions/0/lastUpdateTime")
+                .is_some_and(Value::is_string)
+        );
     }
 
     #[test]

@@ -76,6 +76,7 @@ pub async fn create(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     check_namespace(ctx, meta::name(&obj)).await?;
     let mut obj = to_storage(res, obj);
     strategy::prepare_create(res, &mut obj);
+    strategy::set_requester(res, &mut obj, &ctx.user.name, &ctx.user.groups);
     // Validate with the generateName prefix standing in for the name, as Kubernetes does.
     validate(res, &obj)?;
     for attempt in 0..8 {
