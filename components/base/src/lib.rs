@@ -1,12 +1,16 @@
-//! What every kadm binary shares: one logging setup, one version string, and the
-//! way a component that is not built yet refuses to run.
+//! What every kadm binary shares: one logging setup, one version string, the
+//! way a component that is not built yet refuses to run, and leader election
+//! for the components that run one active replica (controller-manager, scheduler).
 //!
 //! Keeping these in one crate means a log line from the apiserver and one from the
 //! kubelet look the same, and `kadm upgrade` can compare versions by one rule.
 
+pub mod error;
+pub mod leader;
 pub mod logging;
 pub mod version;
 
+pub use error::{Error, Result};
 pub use logging::init_logging;
 pub use version::{KUBERNETES_VERSION, VERSION, git_version};
 

@@ -1,0 +1,51 @@
+//! Errors of the shared helpers (today: leader election).
+
+use std::time::Duration;
+
+/// What can go wrong in kadm-base.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Leader-election timings or names that cannot work together.
+    #[error("invalid leader election config: {0}")]
+    InvalidConfig(String),
+
+    /// A read or write of the lease failed at the apiserver.
+    #[error("{action} lease {lease}: {source}")]
+    Lease {
+        action: &'static str,
+        lease: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+
+    /// An apiserver call on the lease did not answer in time.
+    #[error("{action} lease {lease}: no answer within {timeout:?}")]
+    LeaseTimeout {
+        action: &'static str,
+        lease: String,
+        timeout: Duration,
+    },
+
+    /// This process held the lease and does not any more; it must stop leading.
+    #[error("leadership of lease {lease} lost: {reason}")]
+    LeadershipLost { lease: String, reason: String },
+
+    /// The host name for the default identity could not be read.
+    #[error("read the host name from {path}: {source}")]
+    Hostname {
+        path: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Whether the apiserver refused a lease write because someone else wrote first
+    /// (409: a stale resourceVersion, or a create racing another create).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Lease { source, .. } if matches!(source.as_ref(), kube::Error::Api(s) if s.code == 409))
+    }
+}
+
+/// Result with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

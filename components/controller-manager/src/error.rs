@@ -1,0 +1,90 @@
+//! Errors of the controller manager and its controllers.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// What can go wrong in kadm-controller-manager.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("read kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: PathBuf,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+
+    #[error("build an apiserver client from {path}: {source}")]
+    Client {
+        path: PathBuf,
+        #[source]
+        source: Box<kube::Error>,
+    },
+
+    #[error("{0:?} is not in the list of known controllers (known: {known})", known = crate::controllers::known_names().join(", "))]
+    UnknownController(String),
+
+    #[error("bind the health server on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("install the signal handler: {0}")]
+    Signal(#[source] std::io::Error),
+
+    #[error(transparent)]
+    Leader(#[from] kadm_base::Error),
+
+    #[error("the lease renewal task stopped unexpectedly: {0}")]
+    RenewTask(String),
+
+    /// An apiserver call about one namespace failed.
+    #[error("{action} namespace {name}: {source}")]
+    Namespace {
+        action: &'static str,
+        name: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+
+    /// Deleting a namespace's content left errors behind (discovery or deletion);
+    /// the namespace is retried with back-off.
+    #[error("delete the content of namespace {namespace}: {}", .errors.join("; "))]
+    Content {
+        namespace: String,
+        errors: Vec<String>,
+    },
+
+    #[error("finalize namespace {name}: it changed during each of {attempts} attempts")]
+    FinalizeConflicts { name: String, attempts: usize },
+
+    #[error(
+        "namespace {name} was replaced by a new one (uid {found}, expected {expected}) while it was being finalized"
+    )]
+    UidChanged {
+        name: String,
+        expected: String,
+        found: String,
+    },
+}
+
+/// Result with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The message an apiserver gave for a failed call (as Go clients print a `StatusError`),
+/// or the client error itself.
+pub fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The HTTP code of an apiserver error, if it was one.
+pub fn api_code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    }
+}

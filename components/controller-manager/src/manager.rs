@@ -1,0 +1,221 @@
+//! Wiring: apiserver client, health endpoint, leader election, the enabled controllers,
+//! and shutdown.
+//!
+//! ```text
+//!  start ─► client ─► /healthz ─► acquire lease ─► run controllers ─┬─ SIGTERM: controllers
+//!                                 (standby waits       + renew      │  finish their current
+//!                                  here, healthy)        lease      │  syncs, lease released,
+//!                                                                   │  exit 0
+//!                                                                   │  (at most STOP_GRACE)
+//!                                                                   └─ lease lost: exit 1 at
+//!                                                                      once (the supervisor
+//!                                                                      restarts us as standby)
+//! ```
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use kadm_base::leader::{self, LeaderElectionConfig, LeaderElector};
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::controllers;
+use crate::error::{Error, Result};
+use crate::health::HealthServer;
+use crate::namespace;
+use crate::options::Options;
+
+/// How long the controllers may take to finish their current syncs after SIGTERM.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs the controller manager until SIGTERM/SIGINT (`Ok`) or until leadership is lost
+/// (`Err`, so the process exits non-zero).
+pub async fn run(opts: Options) -> Result<()> {
+    let enabled = controllers::enabled(&opts.controllers)?;
+    let client = client_from_kubeconfig(&opts.kubeconfig).await?;
+    let shutdown = Shutdown::on_signals()?;
+    let _health = HealthServer::start(SocketAddr::new(opts.bind_address, opts.secure_port)).await?;
+    tracing::info!(version = kadm_base::VERSION, controllers = ?enabled, leader_elect = opts.leader_elect, "kadm-controller-manager starting");
+
+    let elector = if opts.leader_elect {
+        Some(Arc::new(LeaderElector::new(
+            client.clone(),
+            leader_config(&opts)?,
+        )?))
+    } else {
+        None
+    };
+    let mut renewing: Option<JoinHandle<kadm_base::Error>> = None;
+    if let Some(e) = &elector {
+        tokio::select! {
+            () = e.acquire() => {}
+            () = shutdown.wait() => {
+                tracing::info!("shutting down before leading");
+                // The last attempt may have taken the lease just before the signal.
+                release(e).await;
+                return Ok(());
+            }
+        }
+        let e = e.clone();
+        renewing = Some(tokio::spawn(async move { e.keep_renewing().await }));
+    }
+
+    let lost = {
+        let work = run_controllers(client, &enabled, &opts, &shutdown);
+        let lost = leadership_lost(renewing.as_mut());
+        let overdue = async {
+            shutdown.wait().await;
+            tokio::time::sleep(STOP_GRACE).await;
+        };
+        tokio::select! {
+            () = work => None,
+            e = lost => Some(e),
+            () = overdue => {
+                // kube-runtime waits for its cache before it can wind down; a stop right
+                // after start would wait forever. Unfinished syncs are redone by the next
+                // leader: every controller is idempotent.
+                tracing::warn!(grace_s = STOP_GRACE.as_secs(), "controllers did not stop within the grace period; abandoning their work");
+                None
+            }
+        }
+    };
+    if let Some(err) = lost {
+        tracing::error!(error = %err, "leaderelection lost");
+        return Err(err);
+    }
+    if let Some(h) = renewing {
+        h.abort();
+    }
+    if let Some(e) = &elector {
+        release(e).await;
+    }
+    tracing::info!("kadm-controller-manager stopped");
+    Ok(())
+}
+
+/// Gives the lease up if this process holds it; a failure only delays the next leader.
+async fn release(elector: &LeaderElector) {
+    if let Err(err) = elector.release().await {
+        tracing::warn!(error = %err, "could not release the leader lease; a standby takes over after it expires");
+    }
+}
+
+/// A client for the apiserver named in a kubeconfig, with its credentials.
+pub async fn client_from_kubeconfig(path: &Path) -> Result<Client> {
+    let kubeconfig_err = |source| Error::Kubeconfig {
+        path: path.to_path_buf(),
+        source,
+    };
+    let kc = Kubeconfig::read_from(path).map_err(kubeconfig_err)?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .map_err(kubeconfig_err)?;
+    Client::try_from(config).map_err(|source| Error::Client {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    })
+}
+
+fn leader_config(opts: &Options) -> Result<LeaderElectionConfig> {
+    let identity = match &opts.leader_elect_identity {
+        Some(id) => id.clone(),
+        None => leader::default_identity()?,
+    };
+    Ok(LeaderElectionConfig {
+        lease_namespace: opts.leader_elect_resource_namespace.clone(),
+        lease_name: opts.leader_elect_resource_name.clone(),
+        identity,
+        lease_duration: opts.leader_elect_lease_duration,
+        renew_deadline: opts.leader_elect_renew_deadline,
+        retry_period: opts.leader_elect_retry_period,
+    })
+}
+
+/// Resolves when the renewal task ends, i.e. leadership is lost; never without elections.
+async fn leadership_lost(renewing: Option<&mut JoinHandle<kadm_base::Error>>) -> Error {
+    match renewing {
+        Some(h) => match h.await {
+            Ok(e) => Error::Leader(e),
+            Err(join) => Error::RenewTask(join.to_string()),
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs every enabled controller until shutdown.
+async fn run_controllers(client: Client, enabled: &[&str], opts: &Options, shutdown: &Shutdown) {
+    let mut running: Vec<BoxFuture<'static, ()>> = Vec::new();
+    for name in enabled {
+        match *name {
+            controllers::NAMESPACE => running.push(
+                namespace::run(
+                    client.clone(),
+                    namespace::Config {
+                        sync_period: opts.namespace_sync_period,
+                        concurrency: opts.concurrent_namespace_syncs,
+                    },
+                    shutdown.signal(),
+                )
+                .boxed(),
+            ),
+            other => tracing::warn!(
+                controller = other,
+                "controller is known but not wired; skipped"
+            ),
+        }
+    }
+    if running.is_empty() {
+        tracing::warn!("no controllers enabled; idling until shutdown");
+        shutdown.wait().await;
+        return;
+    }
+    futures::future::join_all(running).await;
+}
+
+/// Process shutdown on SIGTERM or SIGINT, observable by any number of tasks.
+#[derive(Clone)]
+pub struct Shutdown {
+    rx: watch::Receiver<bool>,
+}
+
+impl Shutdown {
+    /// Installs the signal handlers now (so an early SIGTERM is not lost).
+    pub fn on_signals() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("received SIGTERM, shutting down"),
+                _ = int.recv() => tracing::info!("received SIGINT, shutting down"),
+            }
+            let _ = tx.send(true);
+        });
+        Ok(Self { rx })
+    }
+
+    /// Resolves once shutdown was requested.
+    pub async fn wait(&self) {
+        let mut rx = self.rx.clone();
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+
+    /// The same as [`Shutdown::wait`], as the `Send + Sync` future kube-runtime's
+    /// `graceful_shutdown_on` takes.
+    pub fn signal(&self) -> impl Future<Output = ()> + Send + Sync + 'static {
+        let (tx, rx) = futures::channel::oneshot::channel::<()>();
+        let me = self.clone();
+        tokio::spawn(async move {
+            me.wait().await;
+            let _ = tx.send(());
+        });
+        rx.map(|_| ())
+    }
+}

@@ -1,0 +1,124 @@
+//! kadm-controller-manager flags, named like kube-controller-manager's where they mean the same.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::ArgAction;
+use kadm_base::leader::parse_duration;
+
+/// Production location of the controller manager's kubeconfig.
+pub const DEFAULT_KUBECONFIG: &str = "/etc/kadm/controller-manager.conf";
+/// kube-controller-manager's health port.
+pub const DEFAULT_PORT: u16 = 10257;
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "kadm-controller-manager",
+    version = kadm_base::VERSION,
+    about = "kadm's controller manager: the control loops that move the cluster toward what its objects declare"
+)]
+pub struct Options {
+    /// Kubeconfig with the apiserver address and this component's client certificate
+    /// (production: /etc/kadm/controller-manager.conf).
+    #[arg(long)]
+    pub kubeconfig: PathBuf,
+
+    /// Controllers to run: `*` runs every controller that is on by default, `foo` enables
+    /// foo, `-foo` disables foo. Known: namespace-controller (alias namespace).
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    pub controllers: Vec<String>,
+
+    /// Run the controllers only while holding the leader lease, so that one replica works.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true, default_missing_value = "true")]
+    pub leader_elect: bool,
+
+    /// How long standby replicas wait after the leader's last renewal before taking over.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub leader_elect_lease_duration: Duration,
+
+    /// How long the leader keeps trying to renew before it steps down (and exits).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub leader_elect_renew_deadline: Duration,
+
+    /// How long to wait between attempts to acquire or renew the lease.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub leader_elect_retry_period: Duration,
+
+    /// Name of the Lease used for leader election.
+    #[arg(long, default_value = "kadm-controller-manager")]
+    pub leader_elect_resource_name: String,
+
+    /// Namespace of the Lease used for leader election.
+    #[arg(long, default_value = "kube-system")]
+    pub leader_elect_resource_namespace: String,
+
+    /// Holder identity to write into the lease (default: <hostname>_<random uuid>). Meant
+    /// for tests and debugging; two replicas must never share one.
+    #[arg(long, hide = true)]
+    pub leader_elect_identity: Option<String>,
+
+    /// How often every namespace is looked at again even when nothing changed.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub namespace_sync_period: Duration,
+
+    /// How many namespaces are processed at the same time.
+    #[arg(long, default_value_t = 10)]
+    pub concurrent_namespace_syncs: u16,
+
+    /// Address of the health endpoint (`GET /healthz`). Plain HTTP for now, so keep it on
+    /// loopback: it is meant for the host supervisor's probe.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind_address: IpAddr,
+
+    /// Port of the health endpoint; 0 picks a free one.
+    #[arg(long, default_value_t = DEFAULT_PORT)]
+    pub secure_port: u16,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn defaults_match_kube_controller_manager() {
+        let o = Options::try_parse_from(["kadm-controller-manager", "--kubeconfig", "/k"])
+            .expect("parse");
+        assert!(o.leader_elect);
+        assert_eq!(o.controllers, vec!["*"]);
+        assert_eq!(o.leader_elect_lease_duration, Duration::from_secs(15));
+        assert_eq!(o.leader_elect_renew_deadline, Duration::from_secs(10));
+        assert_eq!(o.leader_elect_retry_period, Duration::from_secs(2));
+        assert_eq!(o.namespace_sync_period, Duration::from_secs(300));
+        assert_eq!(o.secure_port, 10257);
+        assert_eq!(o.bind_address.to_string(), "127.0.0.1");
+    }
+
+    #[test]
+    fn go_style_flags_parse() {
+        let o = Options::try_parse_from([
+            "kadm-controller-manager",
+            "--kubeconfig=/k",
+            "--leader-elect=false",
+            "--controllers=*,-namespace",
+            "--leader-elect-lease-duration=1m30s",
+        ])
+        .expect("parse");
+        assert!(!o.leader_elect);
+        assert_eq!(o.controllers, vec!["*", "-namespace"]);
+        assert_eq!(o.leader_elect_lease_duration, Duration::from_secs(90));
+        let bare = Options::try_parse_from([
+            "kadm-controller-manager",
+            "--kubeconfig=/k",
+            "--leader-elect",
+        ])
+        .expect("bare flag");
+        assert!(bare.leader_elect);
+    }
+
+    #[test]
+    fn kubeconfig_is_required() {
+        assert!(Options::try_parse_from(["kadm-controller-manager"]).is_err());
+    }
+}
