@@ -82,7 +82,8 @@ impl Host {
     }
 
     fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new("/usr/lib/google-cloud-sdk/bin/kubectl.1.31")
+        // The dispatcher picks kubectl 1.33 for kadm's v1.33 API: protobuf bodies on typed creates.
+        Command::new("/usr/bin/kubectl")
             .arg(format!(
                 "--kubeconfig={}",
                 self.etc().join("admin.conf").display()
