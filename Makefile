@@ -3,8 +3,9 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
-RELEASE_DIR := target/release
-DEBUG_DIR := target/debug
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+RELEASE_DIR := $(TARGET_DIR)/release
+DEBUG_DIR := $(TARGET_DIR)/debug
 
 # Debian packages the finished product runs on (installed by `make up`).
 RUNTIME_PACKAGES := etcd-server etcd-client containerd runc containernetworking-plugins \
