@@ -106,7 +106,14 @@ pub fn run(c: Command) -> anyhow::Result<()> {
             ]);
         }
     }
-    println!("{leaves}\n\n{cas}");
+    // A closed pipe (`| head`) is not an error worth a panic.
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{leaves}\n\n{cas}")
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(e).context("write to stdout");
+    }
     for w in &warnings {
         eprintln!("warning: {w}; renew it before it expires");
     }

@@ -16,12 +16,23 @@ pub struct ControllerInfo {
 /// The namespace controller: empties and finalizes deleted namespaces.
 pub const NAMESPACE: &str = "namespace-controller";
 
+/// The garbage collector: deletes objects whose owners are gone and finishes orphan and
+/// foreground deletions.
+pub const GARBAGE_COLLECTOR: &str = "garbage-collector-controller";
+
 /// Every controller this kadm version has.
-pub const KNOWN: &[ControllerInfo] = &[ControllerInfo {
-    name: NAMESPACE,
-    aliases: &["namespace"],
-    on_by_default: true,
-}];
+pub const KNOWN: &[ControllerInfo] = &[
+    ControllerInfo {
+        name: NAMESPACE,
+        aliases: &["namespace"],
+        on_by_default: true,
+    },
+    ControllerInfo {
+        name: GARBAGE_COLLECTOR,
+        aliases: &["garbagecollector"],
+        on_by_default: true,
+    },
+];
 
 pub fn known_names() -> Vec<&'static str> {
     KNOWN.iter().map(|c| c.name).collect()
@@ -73,10 +84,17 @@ mod tests {
 
     #[test]
     fn star_enables_defaults_and_minus_disables() {
-        assert_eq!(enabled(&sel(&["*"])).expect("star"), vec![NAMESPACE]);
+        assert_eq!(
+            enabled(&sel(&["*"])).expect("star"),
+            vec![NAMESPACE, GARBAGE_COLLECTOR]
+        );
+        assert_eq!(
+            enabled(&sel(&["*", "-namespace-controller"])).expect("minus"),
+            vec![GARBAGE_COLLECTOR]
+        );
         assert!(
-            enabled(&sel(&["*", "-namespace-controller"]))
-                .expect("minus")
+            enabled(&sel(&["-garbagecollector", "*", "-namespace"]))
+                .expect("both off")
                 .is_empty()
         );
         assert!(enabled(&sel(&[])).expect("empty").is_empty());
@@ -91,6 +109,10 @@ mod tests {
         assert_eq!(
             enabled(&sel(&["namespace-controller", "-namespace"])).expect("first wins"),
             vec![NAMESPACE]
+        );
+        assert_eq!(
+            enabled(&sel(&["garbagecollector"])).expect("gc alias"),
+            vec![GARBAGE_COLLECTOR]
         );
     }
 

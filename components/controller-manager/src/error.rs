@@ -67,6 +67,36 @@ pub enum Error {
         expected: String,
         found: String,
     },
+
+    /// An apiserver call of the garbage collector failed.
+    #[error("{action} {object}: {source}")]
+    GarbageCollector {
+        action: &'static str,
+        object: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+
+    #[error("{action} {object}: it changed during each of {attempts} attempts")]
+    GarbageCollectorConflicts {
+        action: &'static str,
+        object: String,
+        attempts: usize,
+    },
+
+    /// An owner reference names a kind discovery does not serve (yet): the object is not
+    /// collected, and is looked at again with back-off.
+    #[error(
+        "{object} has an owner of a kind the apiserver does not serve: {api_version}, Kind={kind}"
+    )]
+    UnknownOwnerKind {
+        object: String,
+        api_version: String,
+        kind: String,
+    },
+
+    #[error("orphan the dependents of {owner}: {}", .errors.join("; "))]
+    Orphan { owner: String, errors: Vec<String> },
 }
 
 /// Result with [`Error`] as the default error.

@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::controllers;
 use crate::error::{Error, Result};
+use crate::garbagecollector;
 use crate::health::HealthServer;
 use crate::namespace;
 use crate::options::Options;
@@ -159,6 +160,23 @@ async fn run_controllers(client: Client, enabled: &[&str], opts: &Options, shutd
                     namespace::Config {
                         sync_period: opts.namespace_sync_period,
                         concurrency: opts.concurrent_namespace_syncs,
+                    },
+                    shutdown.signal(),
+                )
+                .boxed(),
+            ),
+            controllers::GARBAGE_COLLECTOR if !opts.enable_garbage_collector => {
+                tracing::info!(
+                    controller = *name,
+                    "garbage collector disabled by --enable-garbage-collector=false"
+                );
+            }
+            controllers::GARBAGE_COLLECTOR => running.push(
+                garbagecollector::run(
+                    client.clone(),
+                    garbagecollector::Config {
+                        concurrency: opts.concurrent_gc_syncs,
+                        ..garbagecollector::Config::default()
                     },
                     shutdown.signal(),
                 )

@@ -20,8 +20,7 @@
 pub mod conditions;
 pub mod content;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -33,6 +32,7 @@ use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
+use crate::backoff::Failures;
 use crate::error::{Error, Result, api_code};
 
 /// The finalizer through which the namespace controller holds a namespace.
@@ -60,7 +60,7 @@ pub struct Ctx {
     pub client: Client,
     pub sync_period: Duration,
     /// Consecutive failures per namespace, for the back-off.
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Failures,
 }
 
 impl Ctx {
@@ -68,32 +68,14 @@ impl Ctx {
         Self {
             client,
             sync_period,
-            failures: Mutex::new(HashMap::new()),
+            failures: Failures::default(),
         }
-    }
-
-    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
-        self.failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn record_failure(&self, name: &str) -> u32 {
-        let mut f = self.failures();
-        let n = f.entry(name.to_string()).or_default();
-        *n = n.saturating_add(1);
-        *n
-    }
-
-    fn forget(&self, name: &str) {
-        self.failures().remove(name);
     }
 }
 
 /// The retry delay after `failures` consecutive failed syncs of one namespace.
 pub fn backoff(failures: u32) -> Duration {
-    let exp = failures.saturating_sub(1).min(20);
-    BACKOFF_BASE.saturating_mul(1u32 << exp).min(BACKOFF_MAX)
+    crate::backoff::exponential(failures, BACKOFF_BASE, BACKOFF_MAX)
 }
 
 /// How long to wait before looking again when `estimate_secs` of work is expected to remain
@@ -169,14 +151,14 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action> {
     } else {
         sync_terminating(&name, &ctx).await?
     };
-    ctx.forget(&name);
+    ctx.failures.forget(&name);
     Ok(action)
 }
 
 /// Requeues a failed namespace with exponential back-off.
 pub fn error_policy(ns: Arc<Namespace>, err: &Error, ctx: Arc<Ctx>) -> Action {
     let name = ns.name_any();
-    let delay = backoff(ctx.record_failure(&name));
+    let delay = backoff(ctx.failures.record(&name));
     tracing::warn!(namespace = %name, error = %err, retry_in_ms = delay.as_millis() as u64, "namespace sync failed");
     Action::requeue(delay)
 }

@@ -25,7 +25,8 @@ pub struct Options {
     pub kubeconfig: PathBuf,
 
     /// Controllers to run: `*` runs every controller that is on by default, `foo` enables
-    /// foo, `-foo` disables foo. Known: namespace-controller (alias namespace).
+    /// foo, `-foo` disables foo. Known: namespace-controller (alias namespace),
+    /// garbage-collector-controller (alias garbagecollector).
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
 
@@ -66,6 +67,15 @@ pub struct Options {
     #[arg(long, default_value_t = 10)]
     pub concurrent_namespace_syncs: u16,
 
+    /// Run the garbage collector (with `garbage-collector-controller` enabled). Keep it in
+    /// step with the apiserver: without it, orphan and foreground deletions never finish.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true, default_missing_value = "true")]
+    pub enable_garbage_collector: bool,
+
+    /// How many objects the garbage collector processes at the same time.
+    #[arg(long, default_value_t = 20)]
+    pub concurrent_gc_syncs: u16,
+
     /// Address of the health endpoint (`GET /healthz`). Plain HTTP for now, so keep it on
     /// loopback: it is meant for the host supervisor's probe.
     #[arg(long, default_value = "127.0.0.1")]
@@ -92,6 +102,8 @@ mod tests {
         assert_eq!(o.leader_elect_retry_period, Duration::from_secs(2));
         assert_eq!(o.namespace_sync_period, Duration::from_secs(300));
         assert_eq!(o.secure_port, 10257);
+        assert!(o.enable_garbage_collector);
+        assert_eq!(o.concurrent_gc_syncs, 20);
         assert_eq!(o.bind_address.to_string(), "127.0.0.1");
     }
 
@@ -103,8 +115,12 @@ mod tests {
             "--leader-elect=false",
             "--controllers=*,-namespace",
             "--leader-elect-lease-duration=1m30s",
+            "--enable-garbage-collector=false",
+            "--concurrent-gc-syncs=5",
         ])
         .expect("parse");
+        assert!(!o.enable_garbage_collector);
+        assert_eq!(o.concurrent_gc_syncs, 5);
         assert!(!o.leader_elect);
         assert_eq!(o.controllers, vec!["*", "-namespace"]);
         assert_eq!(o.leader_elect_lease_duration, Duration::from_secs(90));

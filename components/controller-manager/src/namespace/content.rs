@@ -13,6 +13,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 use kube::discovery::ApiResource;
 
+use crate::discovery;
 use crate::error::{api_code, api_message};
 
 /// How long Kubernetes assumes an object with finalizers needs before it goes, in seconds.
@@ -31,38 +32,14 @@ pub struct Target {
 /// The resources of one discovery list that can be emptied in a namespace: namespaced, not a
 /// subresource, deletable, and either collection-deletable or listable.
 pub fn deletable(list: &APIResourceList) -> Vec<Target> {
-    let (list_group, list_version) = match list.group_version.split_once('/') {
-        Some((g, v)) => (g, v),
-        None => ("", list.group_version.as_str()),
-    };
-    list.resources
-        .iter()
-        .filter(|r| r.namespaced && !r.name.contains('/'))
+    discovery::resources(list)
+        .into_iter()
+        .filter(|r| r.namespaced && r.has("delete"))
         .filter_map(|r| {
-            let has = |verb: &str| r.verbs.iter().any(|v| v == verb);
-            let delete_collection = has("deletecollection");
-            let list = has("list");
-            if !has("delete") || !(delete_collection || list) {
-                return None;
-            }
-            let group = r.group.clone().unwrap_or_else(|| list_group.to_string());
-            let version = r
-                .version
-                .clone()
-                .unwrap_or_else(|| list_version.to_string());
-            let api_version = if group.is_empty() {
-                version.clone()
-            } else {
-                format!("{group}/{version}")
-            };
-            Some(Target {
-                resource: ApiResource {
-                    group,
-                    version,
-                    api_version,
-                    kind: r.kind.clone(),
-                    plural: r.name.clone(),
-                },
+            let delete_collection = r.has("deletecollection");
+            let list = r.has("list");
+            (delete_collection || list).then_some(Target {
+                resource: r.api,
                 delete_collection,
                 list,
             })
@@ -80,16 +57,7 @@ pub fn gvr_string(r: &ApiResource) -> String {
     format!("{}/{}, Resource={}", r.group, r.version, r.plural)
 }
 
-/// The discovery-failure message Kubernetes writes when some groups could not be read
-/// (`failed`: group-version → error).
-pub fn discovery_message(failed: &BTreeMap<String, String>) -> String {
-    let parts: Vec<String> = failed.iter().map(|(gv, e)| format!("{gv}: {e}")).collect();
-    format!(
-        "Discovery failed for some groups, {} failing: unable to retrieve the complete list of server APIs: {}",
-        failed.len(),
-        parts.join(", ")
-    )
-}
+pub use crate::discovery::discovery_message;
 
 /// What discovery found.
 #[derive(Debug, Default)]
@@ -103,53 +71,10 @@ pub struct Discovered {
 /// be deleted. A failing group is reported and skipped; a failing `/api` or `/apis` leaves
 /// that side empty.
 pub async fn discover(client: &Client) -> Discovered {
-    let mut lists = Vec::new();
-    let mut failed = BTreeMap::new();
-    let mut fatal = Vec::new();
-    match client.list_core_api_versions().await {
-        Ok(v) => {
-            if let Some(version) = v.versions.first() {
-                match client.list_core_api_resources(version).await {
-                    Ok(l) => lists.push(l),
-                    Err(e) => {
-                        failed.insert(version.clone(), api_message(&e));
-                    }
-                }
-            }
-        }
-        Err(e) => fatal.push(api_message(&e)),
-    }
-    match client.list_api_groups().await {
-        Ok(groups) => {
-            for g in groups.groups {
-                let Some(gv) = g
-                    .preferred_version
-                    .as_ref()
-                    .or(g.versions.first())
-                    .map(|v| v.group_version.clone())
-                else {
-                    continue;
-                };
-                match client.list_api_group_resources(&gv).await {
-                    Ok(l) => lists.push(l),
-                    Err(e) => {
-                        failed.insert(gv, api_message(&e));
-                    }
-                }
-            }
-        }
-        Err(e) => fatal.push(api_message(&e)),
-    }
-    let error = if !fatal.is_empty() {
-        Some(fatal.join(", "))
-    } else if !failed.is_empty() {
-        Some(discovery_message(&failed))
-    } else {
-        None
-    };
+    let found = discovery::preferred(client).await;
     Discovered {
-        targets: lists.iter().flat_map(deletable).collect(),
-        error,
+        targets: found.lists.iter().flat_map(deletable).collect(),
+        error: found.error(),
     }
 }
 
