@@ -34,6 +34,18 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Log lines shown when a test fails.
 const LOG_TAIL_LINES: usize = 60;
 
+/// How a [`TestCluster`] runs its apiserver.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Extra kadm-apiserver flags, e.g. `--watch-cache-size=4`.
+    pub apiserver_args: Vec<String>,
+    /// `KADM_LOG` for the apiserver; default `$KADM_TEST_APISERVER_LOG` or
+    /// `info,kadm_apiserver=debug`.
+    pub apiserver_log: Option<String>,
+    /// Print no log tails when the cluster is dropped (benchmarks).
+    pub quiet: bool,
+}
+
 /// A single-node control plane (etcd + kadm-apiserver) for one test.
 ///
 /// Dropping it prints the log tails to stderr (shown by the harness only for a failing
@@ -49,6 +61,7 @@ pub struct TestCluster {
     apiserver_bin: PathBuf,
     apiserver_port: u16,
     etcd_client_port: u16,
+    options: Options,
     kubeconfig: PathBuf,
     admin_cert: PathBuf,
     admin_key: PathBuf,
@@ -175,6 +188,11 @@ impl TestCluster {
     /// Makes the temp dir, PKI and kubeconfigs, starts etcd and the apiserver, and
     /// waits until `/readyz` answers.
     pub async fn start() -> anyhow::Result<TestCluster> {
+        TestCluster::start_with(Options::default()).await
+    }
+
+    /// [`start`](Self::start) with apiserver flags, log level or quietness of one's own.
+    pub async fn start_with(options: Options) -> anyhow::Result<TestCluster> {
         let apiserver_bin = apiserver_binary()?;
         for bin in [ETCD, ETCDCTL] {
             if !Path::new(bin).is_file() {
@@ -201,6 +219,7 @@ impl TestCluster {
             apiserver_bin,
             apiserver_port: 0,
             etcd_client_port: 0,
+            options,
         };
         cluster.start_etcd().await?;
         cluster.start_first_apiserver().await?;
@@ -373,8 +392,15 @@ impl TestCluster {
             "--secure-port".into(),
             self.apiserver_port.to_string(),
         ];
-        let level = std::env::var("KADM_TEST_APISERVER_LOG")
-            .unwrap_or_else(|_| "info,kadm_apiserver=debug".to_string());
+        let args: Vec<String> = args
+            .into_iter()
+            .chain(self.options.apiserver_args.iter().cloned())
+            .collect();
+        let level = match &self.options.apiserver_log {
+            Some(l) => l.clone(),
+            None => std::env::var("KADM_TEST_APISERVER_LOG")
+                .unwrap_or_else(|_| "info,kadm_apiserver=debug".to_string()),
+        };
         let log = self.apiserver_log_path();
         let proc = Process::spawn(
             "kadm-apiserver",
@@ -474,6 +500,18 @@ impl TestCluster {
             &self.ca_cert_path(),
             Some((&self.admin_cert, &self.admin_key)),
         )
+    }
+
+    /// An HTTP/2 connection as the admin, with the given flow-control windows.
+    pub async fn h2(&self, windows: crate::h2::Windows) -> anyhow::Result<crate::h2::H2Client> {
+        crate::h2::H2Client::connect(
+            self.apiserver_addr(),
+            &self.ca_cert_path(),
+            &self.admin_cert,
+            &self.admin_key,
+            windows,
+        )
+        .await
     }
 
     /// Raw HTTPS without a client certificate.
@@ -594,7 +632,9 @@ impl Drop for TestCluster {
     fn drop(&mut self) {
         // Test harnesses show a test's stderr only when it fails (panic or `Err`), so the
         // log tails are printed unconditionally; `KADM_TEST_LOGS=0` silences them.
-        if std::thread::panicking() || std::env::var("KADM_TEST_LOGS").map_or(true, |v| v != "0") {
+        if std::thread::panicking()
+            || (!self.options.quiet && std::env::var("KADM_TEST_LOGS").map_or(true, |v| v != "0"))
+        {
             self.dump_logs();
         }
         if let Some(mut p) = self.apiserver.take() {

@@ -76,6 +76,29 @@ fn read_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
         .with_context(|| format!("no private key in {}", path.display()))
 }
 
+/// A TLS client configuration trusting `ca`, presenting `identity` (cert, key) when
+/// given, offering the `alpn` protocols.
+pub fn client_tls_config(
+    ca: &Path,
+    identity: Option<(&Path, &Path)>,
+    alpn: &[&[u8]],
+) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in read_certs(ca)? {
+        roots.add(c)?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let mut config = match identity {
+        Some((cert, key)) => builder.with_client_auth_cert(read_certs(cert)?, read_key(key)?)?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
 impl RawClient {
     /// A client trusting `ca` and presenting `identity` (cert, key) when given.
     pub fn new(
@@ -83,24 +106,9 @@ impl RawClient {
         ca: &Path,
         identity: Option<(&Path, &Path)>,
     ) -> anyhow::Result<RawClient> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        for c in read_certs(ca)? {
-            roots.add(c)?;
-        }
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots);
-        let mut config = match identity {
-            Some((cert, key)) => {
-                builder.with_client_auth_cert(read_certs(cert)?, read_key(key)?)?
-            }
-            None => builder.with_no_client_auth(),
-        };
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(RawClient {
             addr,
-            config: Arc::new(config),
+            config: client_tls_config(ca, identity, &[b"http/1.1"])?,
         })
     }
 

@@ -11,12 +11,14 @@
 //! build it first (`make test` does, or `cargo build -p kadm-apiserver`).
 
 pub mod cluster;
+pub mod h2;
 pub mod http;
 pub mod kubectl;
 pub mod ports;
 pub mod process;
 
-pub use cluster::TestCluster;
+pub use cluster::{Options, TestCluster};
+pub use h2::{H2Client, Lines, Windows};
 pub use http::{RawClient, RawResponse};
 pub use kubectl::{Background, installed_kubectl_versions, kubectl_path};
 

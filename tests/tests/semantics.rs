@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
-use kadm_e2e::{TestCluster, WAIT};
+use kadm_e2e::{Options, TestCluster, WAIT};
 use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
@@ -549,7 +549,14 @@ async fn runtime_watcher_lists_then_follows_changes() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn watch_from_a_compacted_resource_version_is_410_expired() -> anyhow::Result<()> {
-    let cluster = TestCluster::start().await?;
+    // Watches are served from the watch cache's window of recent changes, which etcd's
+    // compaction does not shorten (as in Kubernetes); a window of two changes lets
+    // `first` fall out of it the way compaction drops it from etcd.
+    let cluster = TestCluster::start_with(Options {
+        apiserver_args: vec!["--watch-cache-size=2".into()],
+        ..Options::default()
+    })
+    .await?;
     let cms = configmaps(&cluster, "default").await?;
     let first = cms
         .create(&PostParams::default(), &cm("hist", json!({})))

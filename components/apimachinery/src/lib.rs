@@ -8,6 +8,7 @@ pub mod defaults;
 pub mod error;
 pub mod events;
 pub mod meta;
+pub mod openapi;
 pub mod patch;
 pub mod protobuf;
 pub mod registry;

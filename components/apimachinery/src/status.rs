@@ -26,6 +26,9 @@ pub enum Reason {
     Timeout,
     InternalError,
     ServiceUnavailable,
+    /// `StatusReasonUnknown` (`""`, omitted from the Status): what Kubernetes reports for
+    /// an error that is not an API status, such as a failed strategic merge patch.
+    Unknown,
 }
 
 impl Reason {
@@ -48,6 +51,7 @@ impl Reason {
             Reason::Timeout => "Timeout",
             Reason::InternalError => "InternalError",
             Reason::ServiceUnavailable => "ServiceUnavailable",
+            Reason::Unknown => "",
         }
     }
 }
@@ -367,6 +371,12 @@ impl ApiError {
             "reason": self.reason.as_str(),
             "code": self.code,
         });
+        if self.reason == Reason::Unknown {
+            // Kubernetes omits the empty reason.
+            if let Some(m) = status.as_object_mut() {
+                m.shift_remove("reason");
+            }
+        }
         let mut details = serde_json::Map::new();
         if let Some(n) = &self.name {
             details.insert("name".into(), json!(n));

@@ -35,4 +35,11 @@ pub struct Config {
     /// Largest request body accepted, in bytes (Kubernetes: 3 MiB).
     #[arg(long, default_value_t = 3 * 1024 * 1024)]
     pub max_request_body_bytes: usize,
+    /// Changes kept per resource for watches that resume from a resourceVersion
+    /// (older ones get 410 Expired). Hidden: tests shrink it.
+    #[arg(long, default_value_t = crate::cache::DEFAULT_WINDOW, hide = true)]
+    pub watch_cache_size: usize,
+    /// Events queued per watcher before a watcher that does not keep up is closed.
+    #[arg(long, default_value_t = crate::cache::DEFAULT_QUEUE, hide = true)]
+    pub watch_queue_size: usize,
 }

@@ -2,13 +2,16 @@
 //!
 //! Request path: TLS (client cert → user) → [`request::parse`] (which resource,
 //! which verb) → [`handlers`] (decode, default, validate) → [`storage`] (one
-//! guarded etcd transaction) → a JSON object, list, table, stream or `Status`.
+//! guarded etcd transaction; lists and watches from the [`cache`]) → a JSON object,
+//! list, table, stream or `Status`.
 
 pub mod bootstrap;
+pub mod cache;
 pub mod config;
 pub mod discovery;
 pub mod error;
 pub mod handlers;
+pub mod openapi;
 pub mod request;
 pub mod response;
 pub mod server;

@@ -14,6 +14,7 @@ use kadm_apimachinery::ApiError;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::cache::{CacheConfig, WatchCache};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::handlers::{self, Ctx};
@@ -25,6 +26,7 @@ use crate::tls::{self, UserInfo};
 /// Shared by every request.
 pub struct State {
     pub store: Store,
+    pub cache: Arc<WatchCache>,
     pub advertise: String,
     pub max_body: usize,
 }
@@ -59,6 +61,16 @@ pub async fn start(cfg: Config) -> Result<Running> {
     })
     .await?;
     crate::bootstrap::ensure_system_namespaces(&store).await?;
+    let cache = WatchCache::new(
+        store.clone(),
+        CacheConfig {
+            window: cfg.watch_cache_size,
+            queue: cfg.watch_queue_size,
+        },
+    );
+    if std::env::var_os("KADM_NO_CACHE").is_none() { cache.start(); }
+    // The OpenAPI documents take a moment to build: do it before the first kubectl asks.
+    tokio::task::spawn_blocking(crate::openapi::warm);
     let addr = SocketAddr::new(cfg.bind_address, cfg.secure_port);
     let listener = TcpListener::bind(addr)
         .await
@@ -79,6 +91,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         });
     let state = Arc::new(State {
         store,
+        cache,
         advertise: SocketAddr::new(advertise_ip, local.port()).to_string(),
         max_body: cfg.max_request_body_bytes,
     });
@@ -217,7 +230,7 @@ async fn route(
         Err(e) => return response::error(&e),
     };
     match target {
-        Target::NonResource(p) => non_resource(&state, &p, &query).await,
+        Target::NonResource(p) => non_resource(&state, &p, &query, method, req.headers()).await,
         Target::Discovery(parts) => {
             if method != Method::GET && method != Method::HEAD {
                 return response::error(&ApiError::method_not_allowed());
@@ -263,15 +276,23 @@ async fn route(
                 user,
                 content_type,
                 body,
+                warnings: Default::default(),
             })
             .await
         }
     }
 }
 
-async fn non_resource(state: &State, path: &str, query: &Query) -> Response<Body> {
+async fn non_resource(
+    state: &State,
+    path: &str,
+    query: &Query,
+    method: &Method,
+    headers: &http::HeaderMap,
+) -> Response<Body> {
     let verbose = query.get("verbose").is_some();
     match path {
+        p if crate::openapi::is_openapi(p) => crate::openapi::handle(method, p, query, headers),
         "/version" => response::json(StatusCode::OK, &crate::discovery::version()),
         "/livez" | "/healthz" | "/livez/ping" | "/healthz/ping" => {
             if verbose {
@@ -284,7 +305,12 @@ async fn non_resource(state: &State, path: &str, query: &Query) -> Response<Body
             }
         }
         "/readyz" | "/readyz/etcd" | "/livez/etcd" | "/healthz/etcd" => {
+            let cache_ready = path != "/readyz" || state.cache.is_ready() || std::env::var_os("KADM_NO_CACHE").is_some();
             match state.store.ping(Duration::from_secs(2)).await {
+                Ok(()) if !cache_ready => response::text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "[+]ping ok\n[+]etcd ok\n[-]watch-cache not loaded yet\nreadyz check failed\n",
+                ),
                 Ok(()) if verbose => response::text(
                     StatusCode::OK,
                     "[+]ping ok\n[+]etcd ok\nreadyz check passed\n",
@@ -305,7 +331,18 @@ async fn non_resource(state: &State, path: &str, query: &Query) -> Response<Body
                 paths.push(format!("/apis/{g}"));
                 paths.push(format!("/apis/{g}/{v}"));
             }
-            paths.extend(["/healthz", "/livez", "/readyz", "/version"].map(String::from));
+            paths.extend(
+                [
+                    "/healthz",
+                    "/livez",
+                    "/openapi/v2",
+                    "/openapi/v3",
+                    "/openapi/v3/",
+                    "/readyz",
+                    "/version",
+                ]
+                .map(String::from),
+            );
             response::json(StatusCode::OK, &serde_json::json!({"paths": paths}))
         }
         _ => response::error(&ApiError::new(

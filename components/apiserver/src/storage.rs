@@ -9,8 +9,9 @@
 use std::time::Duration;
 
 use etcd_client::{
-    Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
-    KeyValue, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions, WatchStream,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, GetResponse, Identity,
+    KeyValue, KvClient, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchClient, WatchOptions,
+    WatchStream,
 };
 use kadm_apimachinery::{ApiError, meta};
 use serde_json::Value;
@@ -46,20 +47,6 @@ pub struct Page {
     pub count: i64,
 }
 
-/// A change seen by a watch.
-#[derive(Debug, Clone)]
-pub enum Change {
-    Put {
-        current: Stored,
-        previous: Option<Stored>,
-        created: bool,
-    },
-    Delete {
-        previous: Stored,
-        revision: i64,
-    },
-}
-
 /// What an optimistic write found.
 #[derive(Debug)]
 pub enum WriteOutcome {
@@ -69,9 +56,14 @@ pub enum WriteOutcome {
     Conflict,
 }
 
+/// Largest etcd response accepted (tonic's default is 4 MiB, less than one page of
+/// large objects or a watch response catching up on many writes).
+const MAX_ETCD_MESSAGE: usize = 1 << 30;
+
 #[derive(Clone)]
 pub struct Store {
-    client: Client,
+    kv: KvClient,
+    watch: WatchClient,
 }
 
 fn decode(kv: &KeyValue) -> Result<Stored> {
@@ -141,24 +133,32 @@ impl Store {
                 endpoints: cfg.endpoints.join(","),
                 source: e,
             })?;
-        Ok(Store { client })
+        Ok(Store {
+            kv: client
+                .kv_client()
+                .max_decoding_message_size(MAX_ETCD_MESSAGE),
+            watch: client
+                .watch_client()
+                .max_decoding_message_size(MAX_ETCD_MESSAGE),
+        })
     }
 
-    /// etcd's current revision, read linearizably.
+    fn kv(&self) -> KvClient {
+        self.kv.clone()
+    }
+
+    /// etcd's current revision, read linearizably: a count of one key that never
+    /// exists, so the cost does not grow with the data.
     pub async fn current_revision(&self) -> Result<i64, etcd_client::Error> {
         let resp = self
-            .client
-            .kv_client()
-            .get(
-                "/registry/",
-                Some(GetOptions::new().with_prefix().with_count_only()),
-            )
+            .kv()
+            .get("/registry/", Some(GetOptions::new().with_count_only()))
             .await?;
         Ok(resp.header().map_or(0, |h| h.revision()))
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Stored>, StoreError> {
-        let resp = self.client.kv_client().get(key, None).await?;
+        let resp = self.kv().get(key, None).await?;
         match resp.kvs().first() {
             Some(kv) => Ok(Some(decode(kv)?)),
             None => Ok(None),
@@ -182,7 +182,7 @@ impl Store {
         if limit > 0 {
             opts = opts.with_limit(limit);
         }
-        let resp = self.client.kv_client().get(from, Some(opts)).await?;
+        let resp = self.kv().get(from, Some(opts)).await?;
         let items = resp.kvs().iter().map(decode).collect::<Result<Vec<_>>>()?;
         // etcd's header carries its current revision even for a read at an older one;
         // a read at a fixed revision was served at that revision (a continued list keeps
@@ -200,12 +200,29 @@ impl Store {
         })
     }
 
+    /// One page of raw key-values under `prefix` from `start` (inclusive), at `revision`.
+    pub async fn list_raw(
+        &self,
+        prefix: &str,
+        start: Option<&str>,
+        revision: i64,
+        limit: i64,
+    ) -> Result<GetResponse, etcd_client::Error> {
+        let mut opts = GetOptions::new()
+            .with_range(prefix_end(prefix))
+            .with_limit(limit);
+        if revision > 0 {
+            opts = opts.with_revision(revision);
+        }
+        self.kv().get(start.unwrap_or(prefix), Some(opts)).await
+    }
+
     /// Creates `key` only if it does not exist.
     pub async fn create(&self, key: &str, obj: &Value) -> Result<WriteOutcome, StoreError> {
         let txn = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key, encode(obj)?, None)]);
-        let resp = self.client.kv_client().txn(txn).await?;
+        let resp = self.kv().txn(txn).await?;
         if !resp.succeeded() {
             return Ok(WriteOutcome::Conflict);
         }
@@ -224,7 +241,7 @@ impl Store {
         let txn = Txn::new()
             .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
             .and_then([TxnOp::put(key, encode(obj)?, None)]);
-        let resp = self.client.kv_client().txn(txn).await?;
+        let resp = self.kv().txn(txn).await?;
         if !resp.succeeded() {
             return Ok(WriteOutcome::Conflict);
         }
@@ -238,7 +255,7 @@ impl Store {
         let txn = Txn::new()
             .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
             .and_then([TxnOp::delete(key, None)]);
-        let resp = self.client.kv_client().txn(txn).await?;
+        let resp = self.kv().txn(txn).await?;
         if !resp.succeeded() {
             return Ok(WriteOutcome::Conflict);
         }
@@ -254,18 +271,12 @@ impl Store {
         ))
     }
 
-    /// Starts a watch on every key under `prefix` from `start_revision` on.
-    pub async fn watch(
-        &self,
-        prefix: &str,
-        start_revision: i64,
-    ) -> Result<WatchStream, StoreError> {
+    /// Watches every key in etcd from `start_revision` on (the watch cache's one stream).
+    pub async fn watch_all(&self, start_revision: i64) -> Result<WatchStream, etcd_client::Error> {
         let opts = WatchOptions::new()
-            .with_range(prefix_end(prefix))
-            .with_start_revision(start_revision)
-            .with_prev_key()
-            .with_progress_notify();
-        Ok(self.client.watch_client().watch(prefix, Some(opts)).await?)
+            .with_all_keys()
+            .with_start_revision(start_revision);
+        self.watch.clone().watch("\0", Some(opts)).await
     }
 
     /// Health check for `/readyz`: a linearizable read within `timeout`.
@@ -275,38 +286,6 @@ impl Store {
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("etcd did not answer within {}s", timeout.as_secs())),
         }
-    }
-}
-
-/// Turns one etcd watch event into a [`Change`].
-pub fn change_from_event(ev: &etcd_client::Event, revision: i64) -> Result<Option<Change>> {
-    let prev = ev.prev_kv().map(decode).transpose()?;
-    match ev.event_type() {
-        EventType::Put => {
-            let Some(kv) = ev.kv() else { return Ok(None) };
-            let current = decode(kv)?;
-            let created = kv.create_revision() == kv.mod_revision();
-            Ok(Some(Change::Put {
-                current,
-                previous: prev,
-                created,
-            }))
-        }
-        EventType::Delete => match prev {
-            Some(mut previous) => {
-                let rev = ev.kv().map_or(revision, KeyValue::mod_revision);
-                meta::set(
-                    &mut previous.object,
-                    "resourceVersion",
-                    Value::String(rev.to_string()),
-                );
-                Ok(Some(Change::Delete {
-                    previous,
-                    revision: rev,
-                }))
-            }
-            None => Ok(None),
-        },
     }
 }
 

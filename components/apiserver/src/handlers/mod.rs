@@ -7,11 +7,13 @@ mod subresource;
 mod watch;
 mod write;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http::{Response, StatusCode};
-use kadm_apimachinery::{ApiError, ResourceInfo, events, meta, protobuf, table};
+use http::{HeaderValue, Response, StatusCode, header};
+use kadm_apimachinery::openapi::{self, FieldValidation};
+use kadm_apimachinery::patch::PatchType;
+use kadm_apimachinery::{ApiError, Cause, Reason, ResourceInfo, events, meta, protobuf, table};
 use serde_json::{Value, json};
 
 use crate::request::{Query, ResourceRequest, Verb};
@@ -28,6 +30,9 @@ pub struct Ctx {
     pub user: UserInfo,
     pub content_type: String,
     pub body: Bytes,
+    /// Warnings for the response's `Warning` headers (unknown and duplicate fields under
+    /// `fieldValidation=Warn`); added by [`dispatch`] to a successful answer.
+    pub warnings: Mutex<Vec<String>>,
 }
 
 impl Ctx {
@@ -49,6 +54,47 @@ impl Ctx {
     pub fn not_found(&self, name: &str) -> ApiError {
         ApiError::not_found(self.res().group, self.res().plural, name)
     }
+    /// The request's `fieldValidation` directive (absent: `Warn`, Kubernetes' default);
+    /// an unsupported value is a 422 on the request's Create/Update/PatchOptions.
+    pub fn field_validation(&self) -> Result<FieldValidation, ApiError> {
+        let options = match self.req.verb {
+            Verb::Create => "CreateOptions",
+            Verb::Patch => "PatchOptions",
+            _ => "UpdateOptions",
+        };
+        FieldValidation::from_query(self.query.get("fieldValidation"), options)
+    }
+    /// The OpenAPI definition of what this request's body holds: the resource's kind, or
+    /// autoscaling/v1 Scale, core/v1 Binding for those subresources.
+    pub fn body_definition(&self) -> Option<&'static str> {
+        match self.req.subresource.as_str() {
+            "scale" => openapi::gvk_definition("autoscaling", "v1", "Scale"),
+            "binding" => openapi::gvk_definition("", "v1", "Binding"),
+            _ => openapi::resource_definition(self.res()),
+        }
+    }
+    fn warn(&self, warnings: impl IntoIterator<Item = String>) {
+        if let Ok(mut w) = self.warnings.lock() {
+            for m in warnings {
+                if !w.contains(&m) {
+                    w.push(m);
+                }
+            }
+        }
+    }
+}
+
+/// How many `Warning` headers one response carries at most.
+const MAX_WARNINGS: usize = 64;
+
+/// Adds Kubernetes' `Warning: 299 - "<text>"` headers (one per warning, text Go-quoted).
+pub fn add_warnings(resp: &mut Response<Body>, warnings: &[String]) {
+    for w in warnings.iter().take(MAX_WARNINGS) {
+        let quoted = serde_json::to_string(w).unwrap_or_default();
+        if let Ok(v) = HeaderValue::from_bytes(format!("299 - {quoted}").as_bytes()) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
 }
 
 pub async fn dispatch(ctx: Ctx) -> Response<Body> {
@@ -67,7 +113,11 @@ pub async fn dispatch(ctx: Ctx) -> Response<Body> {
         _ => Err(ApiError::method_not_allowed()),
     };
     match result {
-        Ok(r) => r,
+        Ok(mut r) => {
+            let warnings = ctx.warnings.lock().map(|w| w.clone()).unwrap_or_default();
+            add_warnings(&mut r, &warnings);
+            r
+        }
         Err(e) => {
             if e.code >= 500 {
                 tracing::warn!(code = e.code, reason = e.reason.as_str(), message = %e.message, "request failed");
@@ -120,8 +170,13 @@ pub fn respond_object(ctx: &Ctx, code: StatusCode, obj: Value) -> Response<Body>
     }
 }
 
-/// Decodes a request body as JSON or YAML (by `Content-Type`), naming the line on failure.
+/// Decodes a request body as JSON, YAML or protobuf (by `Content-Type`), naming the line
+/// on failure, and applies the request's `fieldValidation` to it: repeated keys and fields
+/// the kind's schema does not have fail the request under `Strict` (400, Kubernetes'
+/// `strict decoding error`), become `Warning` headers under `Warn`, and are dropped either
+/// way. Protobuf bodies carry only known fields (Kubernetes' protobuf decoding is not strict).
 pub fn decode_body(ctx: &Ctx) -> Result<Value, ApiError> {
+    let directive = ctx.field_validation()?;
     if ctx.body.is_empty() {
         return Err(ApiError::bad_request(
             "the request body is empty; send the object as JSON or YAML",
@@ -134,19 +189,25 @@ pub fn decode_body(ctx: &Ctx) -> Result<Value, ApiError> {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let value: Value = match ct.as_str() {
+    let (mut value, duplicates, textual) = match ct.as_str() {
         "application/yaml" | "application/x-yaml" | "text/yaml" => {
-            serde_yaml::from_slice(&ctx.body).map_err(|e| {
+            let (v, d) = openapi::decode_yaml_strict(&ctx.body).map_err(|e| {
                 ApiError::bad_request(format!("the request body is not valid yaml: {e}"))
-            })?
+            })?;
+            (v, d, true)
         }
-        "" | "application/json" | "*/*" => serde_json::from_slice(&ctx.body).map_err(|e| {
-            ApiError::bad_request(format!("the request body is not valid json: {e}"))
-        })?,
+        "" | "application/json" | "*/*" => {
+            let (v, d) = openapi::decode_json_strict(&ctx.body).map_err(|e| {
+                ApiError::bad_request(format!("the request body is not valid json: {e}"))
+            })?;
+            (v, d, true)
+        }
         // kubectl >= 1.32 sends typed creates and updates as Kubernetes protobuf.
-        protobuf::MEDIA_TYPE => {
-            protobuf::decode(&ctx.body).map_err(|e| ApiError::bad_request(e.to_string()))?
-        }
+        protobuf::MEDIA_TYPE => (
+            protobuf::decode(&ctx.body).map_err(|e| ApiError::bad_request(e.to_string()))?,
+            Vec::new(),
+            false,
+        ),
         other => {
             return Err(ApiError::unsupported_media_type(
                 other,
@@ -159,7 +220,114 @@ pub fn decode_body(ctx: &Ctx) -> Result<Value, ApiError> {
             "the request body must be a JSON or YAML object",
         ));
     }
+    if textual {
+        let mut problems = duplicates;
+        if let Some(def) = ctx.body_definition() {
+            problems.extend(openapi::prune_unknown_fields(def, &mut value));
+        }
+        if !problems.is_empty() {
+            match directive {
+                FieldValidation::Strict => return Err(strict_body_error(ctx, &value, &problems)),
+                FieldValidation::Warn => ctx.warn(problems),
+                FieldValidation::Ignore => {}
+            }
+        }
+    }
     Ok(value)
+}
+
+/// Kubernetes' 400 for a body that fails strict decoding (`transformDecodeError`):
+/// `Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: …`.
+fn strict_body_error(ctx: &Ctx, obj: &Value, problems: &[String]) -> ApiError {
+    let (default_version, default_kind) = match ctx.req.subresource.as_str() {
+        "scale" => ("v1", "Scale"),
+        "binding" => ("v1", "Binding"),
+        _ => (ctx.res().version, ctx.res().kind),
+    };
+    let (api_version, kind) = meta::type_meta(obj);
+    let version = match api_version.rsplit_once('/') {
+        Some((_, v)) => v,
+        None if !api_version.is_empty() => api_version,
+        None => default_version,
+    };
+    let body_kind = if kind.is_empty() { default_kind } else { kind };
+    ApiError::bad_request(format!(
+        "{body_kind} in version {version:?} cannot be handled as a {default_kind}: {}",
+        openapi::strict_decoding_error(problems)
+    ))
+}
+
+/// Field validation of a patched object (`patched`, in the client's form), as Kubernetes
+/// does it after applying a patch: unknown fields (and keys the patch body repeats) fail
+/// the request under `Strict` with a 422 on `patch`, become warnings under `Warn`, and are
+/// dropped either way.
+pub fn validate_patched(ctx: &Ctx, ty: PatchType, patched: &mut Value) -> Result<(), ApiError> {
+    let directive = ctx.field_validation()?;
+    let mut problems = Vec::new();
+    if directive != FieldValidation::Ignore && ty != PatchType::Apply {
+        // A body that is not JSON failed in the patch step already.
+        if let Ok((_, dups)) = openapi::decode_json_strict(&ctx.body) {
+            problems = dups;
+        }
+    }
+    let shown = match ty {
+        PatchType::StrategicMerge => serde_json::from_slice::<Value>(&ctx.body)
+            .map(|p| go_value(&p))
+            .unwrap_or_default(),
+        _ => serde_json::to_string(patched).unwrap_or_default(),
+    };
+    if let Some(def) = ctx.body_definition() {
+        problems.extend(openapi::prune_unknown_fields(def, patched));
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    match directive {
+        FieldValidation::Strict => {
+            let cause = Cause::invalid(
+                "patch",
+                &Value::String(shown),
+                openapi::strict_decoding_error(&problems),
+            );
+            let mut e = ApiError::new(
+                422,
+                Reason::Invalid,
+                format!(" \"\" is invalid: {}", cause.to_error_string()),
+            );
+            e.causes = vec![cause];
+            Err(e)
+        }
+        FieldValidation::Warn => {
+            ctx.warn(problems);
+            Ok(())
+        }
+        FieldValidation::Ignore => Ok(()),
+    }
+}
+
+/// Go's `%+v` of decoded JSON (`map[a:1 b:[x y]]`, keys sorted), as Kubernetes prints a
+/// strategic merge patch in its errors.
+fn go_value(v: &Value) -> String {
+    match v {
+        Value::Null => "<nil>".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 1e21 => format!("{f:.0}"),
+            _ => n.to_string(),
+        },
+        Value::String(s) => s.clone(),
+        Value::Array(a) => format!("[{}]", a.iter().map(go_value).collect::<Vec<_>>().join(" ")),
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{k}:{}", go_value(&m[k])))
+                .collect();
+            format!("map[{}]", parts.join(" "))
+        }
+    }
 }
 
 /// Checks `apiVersion`/`kind` in a body against the resource (when present) and fills them in.

@@ -1,5 +1,11 @@
 //! GET of one object and LIST of a collection, with selectors, pagination and
 //! Kubernetes' resourceVersion semantics.
+//!
+//! GET reads etcd (as Kubernetes does unless `resourceVersion=0`). LIST is served from
+//! the watch cache (`crate::cache`) when it can be exact: consistent (`""`), `"0"` and
+//! NotOlderThan reads, the first page of a paginated one included. A `continue` token,
+//! `resourceVersionMatch=Exact`, Kubernetes' legacy exact match (`limit` with a
+//! resourceVersion and no match rule) and a cache still loading go to etcd.
 
 use base64::Engine;
 use http::{Response, StatusCode};
@@ -8,6 +14,7 @@ use kadm_apimachinery::{ApiError, ResourceInfo, meta, table};
 use serde_json::{Value, json};
 
 use super::{Ctx, respond_object, to_wire};
+use crate::cache::{Cacher, Entry, FRESHNESS_TIMEOUT, Page};
 use crate::response::{self, Body, Format};
 
 pub async fn get(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
@@ -50,6 +57,26 @@ impl Filter {
     pub fn matches(&self, obj: &Value) -> bool {
         self.label.matches_json(meta::labels(obj)) && self.field.matches(|f| object_field(obj, f))
     }
+
+    /// Whether a cached object passes both selectors.
+    pub fn matches_entry(&self, cacher: &Cacher, e: &Entry) -> bool {
+        self.is_everything() || cacher.layout.matches(e, &self.label, &self.field)
+    }
+}
+
+/// Kubernetes' answer when a read needs a revision the cache has not reached in time:
+/// 504 with cause `ResourceVersionTooLarge`, retry after 1 s.
+pub fn too_large_resource_version(rv: i64, current: i64) -> ApiError {
+    let mut e = ApiError::timeout(format!(
+        "Too large resource version: {rv}, current: {current}"
+    ));
+    e.causes.push(kadm_apimachinery::Cause {
+        reason: "ResourceVersionTooLarge",
+        message: "Too large resource version".into(),
+        field: String::new(),
+    });
+    e.retry_after = Some(1);
+    e
 }
 
 /// Kubernetes' continue token: base64 of `{"v":"meta.k8s.io/v1","rv":N,"start":"<key suffix>"}`.
@@ -134,7 +161,11 @@ pub async fn list_objects(ctx: &Ctx, filter: &Filter) -> Result<Listed, ApiError
                         "resourceVersionMatch is forbidden unless resourceVersion is provided",
                     ));
                 }
-                if rv > 0 {
+                if rv_match.is_empty() && rv > 0 && limit > 0 {
+                    // Kubernetes' legacy exact match: a paginated list at a given
+                    // resourceVersion without a match rule reads at that revision.
+                    revision = rv;
+                } else if rv > 0 {
                     let current = ctx
                         .state
                         .store
@@ -142,9 +173,7 @@ pub async fn list_objects(ctx: &Ctx, filter: &Filter) -> Result<Listed, ApiError
                         .await
                         .map_err(crate::storage::StoreError::from)?;
                     if rv > current {
-                        return Err(ApiError::timeout(format!(
-                            "Too large resource version: {rv}, current: {current}"
-                        )));
+                        return Err(too_large_resource_version(rv, current));
                     }
                 }
             }
@@ -243,20 +272,33 @@ pub fn list_meta(listed: &Listed) -> Value {
 
 pub async fn list(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let filter = Filter::from_query(ctx)?;
+    if ctx.format == Format::Table
+        && table::IncludeObject::parse(ctx.query.str("includeObject")).is_none()
+    {
+        return Err(ApiError::bad_request(
+            "includeObject must be one of None, Metadata, Object",
+        ));
+    }
+    if let Some(r) = list_from_cache(ctx, &filter).await? {
+        return Ok(r);
+    }
     let listed = list_objects(ctx, &filter).await?;
+    Ok(render_list(ctx, &listed))
+}
+
+fn render_list(ctx: &Ctx, listed: &Listed) -> Response<Body> {
     let res = ctx.res();
     let body = match ctx.format {
         Format::Table => {
+            // `includeObject` was validated before the list was read.
             let include =
-                table::IncludeObject::parse(ctx.query.str("includeObject")).ok_or_else(|| {
-                    ApiError::bad_request("includeObject must be one of None, Metadata, Object")
-                })?;
-            table::to_table(res, &listed.items, list_meta(&listed), include, true)
+                table::IncludeObject::parse(ctx.query.str("includeObject")).unwrap_or_default();
+            table::to_table(res, &listed.items, list_meta(listed), include, true)
         }
         _ => json!({
             "kind": res.list_kind(),
             "apiVersion": res.api_version(),
-            "metadata": list_meta(&listed),
+            "metadata": list_meta(listed),
             "items": listed.items,
         }),
     };
@@ -265,7 +307,120 @@ pub async fn list(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     } else {
         Format::Json
     };
-    Ok(response::object(StatusCode::OK, &body, format))
+    response::object(StatusCode::OK, &body, format)
+}
+
+/// Serves a LIST from the watch cache, or `None` when etcd must answer it.
+async fn list_from_cache(ctx: &Ctx, filter: &Filter) -> Result<Option<Response<Body>>, ApiError> {
+    if ctx.query.get("continue").is_some_and(|c| !c.is_empty()) {
+        return Ok(None);
+    }
+    let rv_param = ctx.query.str("resourceVersion");
+    let rv = parse_rv(rv_param)?;
+    let limit = ctx.query.int("limit")?.filter(|l| *l > 0).unwrap_or(0);
+    match ctx.query.str("resourceVersionMatch") {
+        // Legacy exact match: etcd at that revision.
+        "" if limit > 0 && rv > 0 => return Ok(None),
+        "" => {}
+        "NotOlderThan" if !rv_param.is_empty() => {}
+        // Exact, and the invalid combinations the etcd path rejects with their messages.
+        _ => return Ok(None),
+    }
+    let cache = &ctx.state.cache;
+    let Some(cacher) = cache.cacher(ctx.res()) else {
+        return Ok(None);
+    };
+    if !cache.is_ready() {
+        return Ok(None);
+    }
+    if rv_param.is_empty() {
+        // Consistent: everything etcd had committed when the request arrived.
+        let current = cache
+            .etcd_revision()
+            .await
+            .map_err(crate::storage::StoreError::from)?;
+        if cache.wait_for(current, FRESHNESS_TIMEOUT).await.is_err() {
+            tracing::warn!(
+                revision = current,
+                cached = cache.revision(),
+                "watch cache did not catch up with etcd in time; listing from etcd"
+            );
+            return Ok(None);
+        }
+    } else if rv > 0
+        && let Err(current) = cache.wait_for(rv, FRESHNESS_TIMEOUT).await
+    {
+        return Err(too_large_resource_version(rv, current));
+    }
+    // Kubernetes ignores `limit` for resourceVersion="0" served from its cache.
+    let limit = if rv_param == "0" { 0 } else { limit };
+    let scope = ctx.key("");
+    let page = cacher.list(&scope, limit as usize, |e| filter.matches_entry(cacher, e));
+    let continue_token = page.continue_after.as_ref().map(|key| {
+        let suffix = key.strip_prefix(scope.as_str()).unwrap_or(key);
+        ContinueToken {
+            rv: page.rev,
+            start: format!("{suffix}\0"),
+        }
+        .encode()
+    });
+    let remaining = if continue_token.is_some() && filter.is_everything() {
+        Some(page.remaining as i64)
+    } else {
+        None
+    };
+    if ctx.format == Format::Json && cacher.layout.is_primary(ctx.res()) {
+        return Ok(Some(json_list(ctx.res(), &page, continue_token, remaining)));
+    }
+    let listed = Listed {
+        items: page
+            .items
+            .iter()
+            .map(|e| to_wire(ctx.res(), e.value()))
+            .collect(),
+        revision: page.rev,
+        continue_token,
+        remaining,
+    };
+    Ok(Some(render_list(ctx, &listed)))
+}
+
+/// A JSON list assembled from the cache's encoded objects, without re-serializing them.
+fn json_list(
+    res: &ResourceInfo,
+    page: &Page,
+    continue_token: Option<String>,
+    remaining: Option<i64>,
+) -> Response<Body> {
+    let meta = list_meta(&Listed {
+        items: Vec::new(),
+        revision: page.rev,
+        continue_token,
+        remaining,
+    });
+    let size: usize = page.items.iter().map(|e| e.json.len() + 1).sum();
+    let mut buf = Vec::with_capacity(size + 256);
+    let head = json!({"kind": res.list_kind(), "apiVersion": res.api_version(), "metadata": meta});
+    // `{"kind":…,"apiVersion":…,"metadata":{…}}` without its closing brace, then the items.
+    if serde_json::to_writer(&mut buf, &head).is_err() {
+        return response::error(&ApiError::internal("encoding a list failed"));
+    }
+    buf.pop();
+    buf.extend_from_slice(b",\"items\":[");
+    for (i, e) in page.items.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(&e.json);
+    }
+    buf.extend_from_slice(b"]}");
+    let mut r = Response::new(response::full(buf));
+    *r.status_mut() = StatusCode::OK;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 #[cfg(test)]

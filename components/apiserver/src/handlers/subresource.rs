@@ -2,12 +2,12 @@
 //! `pods/binding` (the scheduler's write).
 
 use http::{Response, StatusCode};
-use kadm_apimachinery::patch::PatchType;
+use kadm_apimachinery::patch::{PatchType, strategic};
 use kadm_apimachinery::{ApiError, meta};
 use serde_json::{Value, json};
 
-use super::write::apply_patch;
-use super::{Ctx, decode_body};
+use super::write::apply_patch_to;
+use super::{Ctx, decode_body, validate_patched};
 use crate::response::{self, Body};
 use crate::storage::WriteOutcome;
 use crate::strategy;
@@ -71,7 +71,11 @@ pub async fn write_scale(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
             let ty = PatchType::from_content_type(&ctx.content_type).ok_or_else(|| {
                 ApiError::unsupported_media_type(&ctx.content_type, PatchType::MEDIA_TYPES)
             })?;
-            apply_patch(res, ty, &scale, &ctx.body)?
+            // The patch applies to the autoscaling/v1 Scale, with Scale's patch metadata.
+            let definition = strategic::kind_definition("autoscaling", "v1", "Scale");
+            let mut patched = apply_patch_to(res, definition, ty, &scale, &ctx.body)?;
+            validate_patched(ctx, ty, &mut patched)?;
+            patched
         } else {
             decode_body(ctx)?
         };

@@ -2,12 +2,14 @@
 //! stored unless the object decoded, defaulted and validated.
 
 use http::{Response, StatusCode};
-use kadm_apimachinery::patch::{self, PatchType};
+use kadm_apimachinery::patch::{self, PatchType, strategic};
 use kadm_apimachinery::{ApiError, ResourceInfo, meta};
 use rand::Rng;
 use serde_json::{Value, json};
 
-use super::{Ctx, check_type, decode_body, respond_object, to_storage, to_wire, validate};
+use super::{
+    Ctx, check_type, decode_body, respond_object, to_storage, to_wire, validate, validate_patched,
+};
 use crate::response::Body;
 use crate::storage::{Stored, WriteOutcome};
 use crate::strategy;
@@ -223,22 +225,23 @@ pub async fn update(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     ))
 }
 
-/// Whether a strategic-merge patch means the same as a JSON merge patch: no lists
-/// (whose merge keys differ) and no `$` directives. Such patches — labels,
-/// annotations, scalar fields — are applied now; the rest need the typed merge.
-fn smp_is_plain_merge(v: &Value) -> bool {
-    match v {
-        Value::Array(_) => false,
-        Value::Object(m) => m
-            .iter()
-            .all(|(k, v)| !k.starts_with('$') && smp_is_plain_merge(v)),
-        _ => true,
-    }
-}
-
-/// Applies a patch body of `ty` to `target` (both in the client's form).
+/// Applies a patch body of `ty` to `target` (both in the client's form of `res`).
 pub fn apply_patch(
     res: &ResourceInfo,
+    ty: PatchType,
+    target: &Value,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    let definition = strategic::kind_definition(res.group, res.version, res.kind);
+    apply_patch_to(res, definition, ty, target, body)
+}
+
+/// Applies a patch body of `ty` to `target`, an object of OpenAPI definition
+/// `definition` (the strategic merge patch needs its patch metadata; `None`: the type has
+/// none and a strategic merge patch is refused with 415, as Kubernetes refuses it).
+pub fn apply_patch_to(
+    res: &ResourceInfo,
+    definition: Option<&str>,
     ty: PatchType,
     target: &Value,
     body: &[u8],
@@ -247,26 +250,65 @@ pub fn apply_patch(
         .map_err(|e| ApiError::bad_request(format!("the patch is not valid json: {e}")))?;
     match ty {
         PatchType::Json => patch::apply_json_patch(target, &patch).map_err(|e| {
-            ApiError::invalid(res.group, res.kind, meta::name(target), vec![kadm_apimachinery::Cause {
-                reason: "FieldValueInvalid",
-                message: e.to_string(),
-                field: String::new(),
-            }])
+            ApiError::invalid(
+                res.group,
+                res.kind,
+                meta::name(target),
+                vec![kadm_apimachinery::Cause {
+                    reason: "FieldValueInvalid",
+                    message: e.to_string(),
+                    field: String::new(),
+                }],
+            )
         }),
-        PatchType::Merge => patch::apply_merge_patch(target, &patch).map_err(|e| ApiError::bad_request(e.to_string())),
-        PatchType::StrategicMerge if smp_is_plain_merge(&patch) => {
-            patch::apply_merge_patch(target, &patch).map_err(|e| ApiError::bad_request(e.to_string()))
-        }
-        PatchType::StrategicMerge => Err(ApiError::unsupported_media_type(
-            "application/strategic-merge-patch+json",
-            &["application/json-patch+json", "application/merge-patch+json"],
-        )
-        .with_message_suffix("strategic merge patches that touch lists are not supported by this kadm version yet; use --type=merge or --type=json")),
+        PatchType::Merge => patch::apply_merge_patch(target, &patch)
+            .map_err(|e| ApiError::bad_request(e.to_string())),
+        PatchType::StrategicMerge => match definition {
+            Some(def) => strategic::apply_strategic(target, &patch, strategic::builtin_meta(), def)
+                .map_err(strategic_error),
+            None => Err(ApiError::unsupported_media_type(
+                "application/strategic-merge-patch+json",
+                &[
+                    "application/json-patch+json",
+                    "application/merge-patch+json",
+                ],
+            )),
+        },
         PatchType::Apply => Err(ApiError::unsupported_media_type(
             "application/apply-patch+yaml",
-            &["application/json-patch+json", "application/merge-patch+json"],
+            &[
+                "application/json-patch+json",
+                "application/merge-patch+json",
+            ],
         )
-        .with_message_suffix("server-side apply is not supported by this kadm version yet; use client-side apply")),
+        .with_message_suffix(
+            "server-side apply is not supported by this kadm version yet; use client-side apply",
+        )),
+    }
+}
+
+/// A failed strategic merge patch as Kubernetes' apiserver answers it: malformed
+/// directives 400, lists of lists 422 (a generic "Invalid" with the text as its cause),
+/// anything else 500 with the bare error text and no reason.
+fn strategic_error(e: strategic::StrategicError) -> ApiError {
+    match e {
+        strategic::StrategicError::BadRequest(m) => ApiError::bad_request(m),
+        strategic::StrategicError::Unprocessable(m) => {
+            let mut err = ApiError::new(
+                422,
+                kadm_apimachinery::Reason::Invalid,
+                "the server rejected our request due to an error in our request",
+            );
+            err.causes = vec![kadm_apimachinery::Cause {
+                reason: "UnexpectedServerResponse",
+                message: m,
+                field: String::new(),
+            }];
+            err
+        }
+        strategic::StrategicError::Failed(m) => {
+            ApiError::new(500, kadm_apimachinery::Reason::Unknown, m)
+        }
     }
 }
 
@@ -297,6 +339,7 @@ pub async fn patch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
             .ok_or_else(|| ctx.not_found(&ctx.req.name))?;
         let wire = to_wire(res, current.object.clone());
         let mut patched = apply_patch(res, ty, &wire, &ctx.body)?;
+        validate_patched(ctx, ty, &mut patched)?;
         check_type(res, &mut patched)?;
         check_name(ctx, &patched)?;
         reconcile_namespace(ctx, &mut patched)?;
@@ -338,14 +381,68 @@ mod tests {
         assert!(s.bytes().all(|b| SUFFIX_ALPHABET.contains(&b)), "{s}");
     }
 
+    fn deployments() -> &'static ResourceInfo {
+        kadm_apimachinery::registry::lookup("apps", "v1", "deployments").expect("deployments")
+    }
+
     #[test]
-    fn smp_without_lists_is_a_merge_patch() {
-        assert!(smp_is_plain_merge(
-            &json!({"metadata": {"labels": {"a": "b", "c": null}}})
-        ));
-        assert!(!smp_is_plain_merge(
-            &json!({"spec": {"containers": [{"name": "a"}]}})
-        ));
-        assert!(!smp_is_plain_merge(&json!({"$patch": "replace"})));
+    fn strategic_merge_patch_merges_containers_by_name() {
+        let target = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"template": {"spec": {"containers": [{"name": "a", "image": "x:1"}, {"name": "b", "image": "y:1"}]}}}});
+        let body = br#"{"spec":{"template":{"spec":{"containers":[{"name":"a","image":"x:2"}]}}}}"#;
+        let got =
+            apply_patch(deployments(), PatchType::StrategicMerge, &target, body).expect("patch");
+        assert_eq!(
+            got["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "a", "image": "x:2"}, {"name": "b", "image": "y:1"}])
+        );
+    }
+
+    #[test]
+    fn strategic_merge_patch_errors_are_kubernetes_statuses() {
+        let target = json!({"spec": {"template": {"spec": {"containers": [{"name": "a"}]}}}});
+        let no_key = br#"{"spec":{"template":{"spec":{"containers":[{"image":"x"}]}}}}"#;
+        let e = apply_patch(deployments(), PatchType::StrategicMerge, &target, no_key)
+            .expect_err("no merge key");
+        assert_eq!(e.code, 500);
+        assert_eq!(
+            e.message,
+            "map: map[image:x] does not contain declared merge key: name"
+        );
+        assert!(e.to_status().get("reason").is_none(), "{:?}", e.to_status());
+        let bad = br#"{"spec":{"$retainKeys":"x"}}"#;
+        let e = apply_patch(deployments(), PatchType::StrategicMerge, &target, bad)
+            .expect_err("retainKeys");
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (400, "invalid patch format of retainKeys")
+        );
+        let lists = br#"{"metadata":{"finalizers":[["a"]]}}"#;
+        let e = apply_patch(
+            deployments(),
+            PatchType::StrategicMerge,
+            &json!({"metadata": {"finalizers": [["b"]]}}),
+            lists,
+        )
+        .expect_err("lists of lists");
+        assert_eq!(e.code, 422);
+        assert_eq!(e.causes[0].message, "lists of lists are not supported");
+    }
+
+    #[test]
+    fn strategic_merge_patch_without_metadata_is_415() {
+        let e = apply_patch_to(
+            deployments(),
+            None,
+            PatchType::StrategicMerge,
+            &json!({}),
+            b"{}",
+        )
+        .expect_err("415");
+        assert_eq!(e.code, 415);
+        assert_eq!(
+            e.message,
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json"
+        );
     }
 }

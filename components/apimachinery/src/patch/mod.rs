@@ -1,7 +1,10 @@
 //! Patch types the apiserver accepts, and how each applies to a JSON object.
 //!
 //! JSON patch (RFC 6902) and JSON merge patch (RFC 7386) are generic; strategic
-//! merge and server-side apply need per-type metadata and come with their own modules.
+//! merge ([`strategic`]) needs per-type metadata (patch strategy and merge key per
+//! field); server-side apply will come with its own module.
+
+pub mod strategic;
 
 use serde_json::Value;
 
