@@ -241,9 +241,19 @@ pub async fn init(opts: &InitOptions, progress: &dyn Progress) -> Result<InitOut
     let running = supervisor_running(l, opts.use_systemd);
     if let Some(record) = &existing
         && running
-        && apiserver_ready(l).await
     {
-        return Ok(InitOutcome::AlreadyInitialized(record.clone()));
+        // A serving host answers quickly, but a loaded one may miss one probe: give it a
+        // moment before deciding to resume, so a re-run really changes nothing.
+        let patience = Instant::now() + Duration::from_secs(15);
+        loop {
+            if apiserver_ready(l).await {
+                return Ok(InitOutcome::AlreadyInitialized(record.clone()));
+            }
+            if Instant::now() > patience {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     progress.step("preflight");
