@@ -15,12 +15,13 @@ BUILD_PACKAGES := protobuf-compiler build-essential pkg-config
 # Packages the tests need (openssl is used to cross-check certificates).
 TEST_PACKAGES := openssl curl
 
-.PHONY: up test deps test-deps build build-debug lint unit down clean help
+.PHONY: up test deps test-deps build build-debug lint unit down clean help bench-api
 
 help:
 	@echo "make up     install what is missing, build, and start a local control plane (kadm init)"
 	@echo "make test   install what tests need and run every test (lint, unit, integration)"
 	@echo "make down   kadm reset --yes"
+	@echo "make bench-api  the API benchmark (docs/benchmarks.md)"
 
 ## deps: install missing Debian packages without letting distro services start
 deps:
@@ -57,6 +58,12 @@ unit: build-debug
 	fi
 
 test: test-deps lint unit
+
+## the API benchmark (docs/benchmarks.md): release apiserver + kadm-bench on loopback;
+## BENCH_ARGS=--quick for a small run
+bench-api: test-deps
+	$(CARGO) build --release -p kadm-apiserver -p kadm-e2e --bins
+	$(RELEASE_DIR)/kadm-bench $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean

@@ -252,10 +252,16 @@ async fn watch_from_a_resource_version_in_the_window_replays_what_followed() -> 
         ("DELETED".into(), "b".into(), gone),
     ];
     assert_eq!(got, want);
-    // And it goes on live.
+    // And it goes on live; a watch without a resourceVersion and without initial
+    // events starts at the most recent change.
+    let mut latest = watch(&c, "sendInitialEvents=false").await?;
     let c2 = create(&c, &cm("c", json!({}), "1")).await?;
     assert_eq!(
         next_event(&mut all).await?,
+        ("ADDED".into(), "c".into(), rv_of(&c2))
+    );
+    assert_eq!(
+        next_event(&mut latest).await?,
         ("ADDED".into(), "c".into(), rv_of(&c2))
     );
     Ok(())

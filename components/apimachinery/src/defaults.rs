@@ -114,6 +114,11 @@ pub fn apply(res: &ResourceInfo, obj: &mut Value) {
                 default(spec, "failedJobsHistoryLimit", json!(1));
             }
         }
+        ("scheduling.k8s.io", "PriorityClass") => {
+            if let Some(m) = obj.as_object_mut() {
+                default(m, "preemptionPolicy", json!("PreemptLowerPriority"));
+            }
+        }
         _ => {}
     }
 }
@@ -261,6 +266,17 @@ mod tests {
         assert_eq!(qos_class(&g), "Guaranteed");
         let b = json!({"spec": {"containers": [{"resources": {"requests": {"cpu": "1"}}}]}});
         assert_eq!(qos_class(&b), "Burstable");
+    }
+
+    #[test]
+    fn priority_class_preempts_lower_priority_by_default() {
+        let pc = lookup("scheduling.k8s.io", "v1", "priorityclasses").expect("pc");
+        let mut o = json!({"metadata": {"name": "high"}, "value": 1000});
+        apply(pc, &mut o);
+        assert_eq!(o["preemptionPolicy"], "PreemptLowerPriority");
+        let mut never = json!({"value": 1, "preemptionPolicy": "Never"});
+        apply(pc, &mut never);
+        assert_eq!(never["preemptionPolicy"], "Never");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod defaults;
 pub mod error;
 pub mod events;
+pub mod managedfields;
 pub mod meta;
 pub mod openapi;
 pub mod patch;

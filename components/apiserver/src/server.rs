@@ -68,7 +68,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
             queue: cfg.watch_queue_size,
         },
     );
-    if std::env::var_os("KADM_NO_CACHE").is_none() { cache.start(); }
+    cache.start();
     // The OpenAPI documents take a moment to build: do it before the first kubectl asks.
     tokio::task::spawn_blocking(crate::openapi::warm);
     let addr = SocketAddr::new(cfg.bind_address, cfg.secure_port);
@@ -264,6 +264,12 @@ async fn route(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_string();
+            let user_agent = req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
             let body = match read_body(req, state.max_body).await {
                 Ok(b) => b,
                 Err(e) => return response::error(&e),
@@ -276,6 +282,7 @@ async fn route(
                 user,
                 content_type,
                 body,
+                user_agent,
                 warnings: Default::default(),
             })
             .await
@@ -305,7 +312,7 @@ async fn non_resource(
             }
         }
         "/readyz" | "/readyz/etcd" | "/livez/etcd" | "/healthz/etcd" => {
-            let cache_ready = path != "/readyz" || state.cache.is_ready() || std::env::var_os("KADM_NO_CACHE").is_some();
+            let cache_ready = path != "/readyz" || state.cache.is_ready();
             match state.store.ping(Duration::from_secs(2)).await {
                 Ok(()) if !cache_ready => response::text(
                     StatusCode::SERVICE_UNAVAILABLE,

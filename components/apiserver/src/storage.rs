@@ -60,9 +60,16 @@ pub enum WriteOutcome {
 /// large objects or a watch response catching up on many writes).
 const MAX_ETCD_MESSAGE: usize = 1 << 30;
 
+/// Connections to etcd for requests. One HTTP/2 connection is one task doing the
+/// framing and TLS of every request in turn; a few spread that work over the runtime's
+/// threads and keep one slow response from delaying the others.
+const KV_CONNECTIONS: usize = 4;
+
 #[derive(Clone)]
 pub struct Store {
-    kv: KvClient,
+    kv: std::sync::Arc<[KvClient]>,
+    next: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// On a connection of its own: the watch cache's stream carries every write's value.
     watch: WatchClient,
 }
 
@@ -127,24 +134,36 @@ impl Store {
             }
             opts = opts.with_tls(tls);
         }
-        let client = Client::connect(&cfg.endpoints, Some(opts))
-            .await
-            .map_err(|e| Error::Etcd {
-                endpoints: cfg.endpoints.join(","),
-                source: e,
-            })?;
+        let connect = || async {
+            Client::connect(&cfg.endpoints, Some(opts.clone()))
+                .await
+                .map_err(|e| Error::Etcd {
+                    endpoints: cfg.endpoints.join(","),
+                    source: e,
+                })
+        };
+        let mut kv = Vec::with_capacity(KV_CONNECTIONS);
+        for _ in 0..KV_CONNECTIONS {
+            kv.push(
+                connect()
+                    .await?
+                    .kv_client()
+                    .max_decoding_message_size(MAX_ETCD_MESSAGE),
+            );
+        }
         Ok(Store {
-            kv: client
-                .kv_client()
-                .max_decoding_message_size(MAX_ETCD_MESSAGE),
-            watch: client
+            kv: kv.into(),
+            next: Default::default(),
+            watch: connect()
+                .await?
                 .watch_client()
                 .max_decoding_message_size(MAX_ETCD_MESSAGE),
         })
     }
 
     fn kv(&self) -> KvClient {
-        self.kv.clone()
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.kv[i % self.kv.len()].clone()
     }
 
     /// etcd's current revision, read linearizably: a count of one key that never

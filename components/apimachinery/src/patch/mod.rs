@@ -2,7 +2,7 @@
 //!
 //! JSON patch (RFC 6902) and JSON merge patch (RFC 7386) are generic; strategic
 //! merge ([`strategic`]) needs per-type metadata (patch strategy and merge key per
-//! field); server-side apply will come with its own module.
+//! field); server-side apply is [`crate::managedfields`].
 
 pub mod strategic;
 

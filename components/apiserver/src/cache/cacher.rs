@@ -33,11 +33,13 @@ pub enum WatchFrom {
     Now,
     /// With the changes after this revision.
     After(i64),
+    /// With the changes from now on (no state, no history).
+    Latest,
 }
 
 /// The start of a watch, taken atomically with its subscription (no gap, no repeat).
 pub struct WatchStart {
-    /// The revision the watch starts after.
+    /// The revision the watch starts after: changes up to it are not sent live.
     pub rev: i64,
     /// For [`WatchFrom::Now`]: the objects in the scope at `rev`.
     pub initial: Vec<Arc<Entry>>,
@@ -116,6 +118,11 @@ impl Cacher {
 
     pub fn object_count(&self) -> usize {
         self.read().objects.len()
+    }
+
+    /// The cached object at `key`.
+    pub fn get(&self, key: &str) -> Option<Arc<Entry>> {
+        self.read().objects.get(key).cloned()
     }
 
     /// Replaces the state with a fresh list taken at `rev`. Live watchers are ended
@@ -267,6 +274,7 @@ impl Cacher {
                     .map(|(_, e)| e.clone())
                     .collect();
             }
+            WatchFrom::Latest => {}
             WatchFrom::After(n) => {
                 if n < s.window_start {
                     return Err(TooOld {

@@ -21,6 +21,8 @@ pub struct DeleteOptions {
     propagation: Option<String>,
     uid: Option<String>,
     resource_version: Option<String>,
+    /// `dryRun=All` from the query or the body (kubectl sends it in the DeleteOptions body).
+    dry_run: bool,
 }
 
 impl DeleteOptions {
@@ -28,6 +30,7 @@ impl DeleteOptions {
     pub fn parse(ctx: &Ctx) -> Result<DeleteOptions, ApiError> {
         let mut o = DeleteOptions {
             grace: ctx.query.int("gracePeriodSeconds")?,
+            dry_run: ctx.dry_run()?,
             ..Default::default()
         };
         if let Some(p) = ctx.query.get("propagationPolicy") {
@@ -65,6 +68,9 @@ impl DeleteOptions {
             if let Some(b) = body.get("orphanDependents").and_then(Value::as_bool) {
                 o.propagation = Some(if b { "Orphan" } else { "Background" }.into());
             }
+            if let Some(modes) = body.get("dryRun").filter(|v| !v.is_null()) {
+                o.dry_run |= body_dry_run(modes)?;
+            }
             o.uid = body
                 .pointer("/preconditions/uid")
                 .and_then(Value::as_str)
@@ -92,6 +98,32 @@ impl DeleteOptions {
     }
 }
 
+/// `DeleteOptions.dryRun` from a body: empty, or `["All"]` (Kubernetes' only mode); any
+/// other value is a 422 on the DeleteOptions.
+fn body_dry_run(modes: &Value) -> Result<bool, ApiError> {
+    let invalid = |value: &Value| {
+        ApiError::invalid(
+            "meta.k8s.io",
+            "DeleteOptions",
+            "",
+            vec![kadm_apimachinery::Cause::not_supported(
+                "dryRun",
+                value,
+                &["All"],
+            )],
+        )
+    };
+    let Some(list) = modes.as_array() else {
+        return Err(invalid(modes));
+    };
+    for m in list {
+        if m.as_str() != Some("All") {
+            return Err(invalid(m));
+        }
+    }
+    Ok(!list.is_empty())
+}
+
 /// What a delete did: removed now, or marked for deletion and waiting.
 pub struct Deleted {
     pub object: Value,
@@ -101,7 +133,7 @@ pub struct Deleted {
 pub async fn delete_one(ctx: &Ctx, name: &str, opts: &DeleteOptions) -> Result<Deleted, ApiError> {
     let res = ctx.res();
     let key = ctx.key(name);
-    let dry_run = ctx.dry_run()?;
+    let dry_run = opts.dry_run;
     if res.group.is_empty() && res.plural == "namespaces" && PROTECTED_NAMESPACES.contains(&name) {
         return Err(ApiError::forbidden(
             "",

@@ -1,6 +1,7 @@
 //! Resource handlers, one module per verb family. Each takes the parsed request and
 //! answers with an object, a list, a stream, or a `Status` error.
 
+mod apply;
 mod delete;
 mod read;
 mod subresource;
@@ -11,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
+use kadm_apimachinery::managedfields;
 use kadm_apimachinery::openapi::{self, FieldValidation};
 use kadm_apimachinery::patch::PatchType;
 use kadm_apimachinery::{ApiError, Cause, Reason, ResourceInfo, events, meta, protobuf, table};
@@ -30,6 +32,8 @@ pub struct Ctx {
     pub user: UserInfo,
     pub content_type: String,
     pub body: Bytes,
+    /// The `User-Agent` header (names the field manager of writes without `fieldManager`).
+    pub user_agent: String,
     /// Warnings for the response's `Warning` headers (unknown and duplicate fields under
     /// `fieldValidation=Warn`); added by [`dispatch`] to a successful answer.
     pub warnings: Mutex<Vec<String>>,
@@ -57,12 +61,33 @@ impl Ctx {
     /// The request's `fieldValidation` directive (absent: `Warn`, Kubernetes' default);
     /// an unsupported value is a 422 on the request's Create/Update/PatchOptions.
     pub fn field_validation(&self) -> Result<FieldValidation, ApiError> {
-        let options = match self.req.verb {
+        FieldValidation::from_query(self.query.get("fieldValidation"), self.options_kind())
+    }
+    /// The kind of options this request's query carries.
+    fn options_kind(&self) -> &'static str {
+        match self.req.verb {
             Verb::Create => "CreateOptions",
             Verb::Patch => "PatchOptions",
             _ => "UpdateOptions",
-        };
-        FieldValidation::from_query(self.query.get("fieldValidation"), options)
+        }
+    }
+    /// The field manager of a non-apply write: `fieldManager` (at most 128 printable
+    /// characters, else 422 on the request's options), else the User-Agent's first part.
+    pub fn update_manager(&self) -> Result<String, ApiError> {
+        let requested = self.query.str("fieldManager");
+        let causes = managedfields::validate_field_manager(requested);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                self.options_kind(),
+                "",
+                causes,
+            ));
+        }
+        Ok(managedfields::manager_or_user_agent(
+            requested,
+            &self.user_agent,
+        ))
     }
     /// The OpenAPI definition of what this request's body holds: the resource's kind, or
     /// autoscaling/v1 Scale, core/v1 Binding for those subresources.
@@ -107,6 +132,7 @@ pub async fn dispatch(ctx: Ctx) -> Response<Body> {
         (Verb::Watch, _) => watch::watch(&ctx).await,
         (Verb::Create, "") => write::create(&ctx).await,
         (Verb::Update, _) => write::update(&ctx).await,
+        (Verb::Patch, _) if apply::is_apply(&ctx) => apply::apply(&ctx).await,
         (Verb::Patch, _) => write::patch(&ctx).await,
         (Verb::Delete, "") => delete::delete(&ctx).await,
         (Verb::DeleteCollection, "") => delete::delete_collection(&ctx).await,

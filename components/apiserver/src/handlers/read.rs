@@ -14,6 +14,8 @@ use kadm_apimachinery::{ApiError, ResourceInfo, meta, table};
 use serde_json::{Value, json};
 
 use super::{Ctx, respond_object, to_wire};
+use std::sync::Arc;
+
 use crate::cache::{Cacher, Entry, FRESHNESS_TIMEOUT, Page};
 use crate::response::{self, Body, Format};
 
@@ -370,7 +372,7 @@ async fn list_from_cache(ctx: &Ctx, filter: &Filter) -> Result<Option<Response<B
         None
     };
     if ctx.format == Format::Json && cacher.layout.is_primary(ctx.res()) {
-        return Ok(Some(json_list(ctx.res(), &page, continue_token, remaining)));
+        return Ok(Some(json_list(ctx.res(), page, continue_token, remaining)));
     }
     let listed = Listed {
         items: page
@@ -385,10 +387,12 @@ async fn list_from_cache(ctx: &Ctx, filter: &Filter) -> Result<Option<Response<B
     Ok(Some(render_list(ctx, &listed)))
 }
 
-/// A JSON list assembled from the cache's encoded objects, without re-serializing them.
+/// A JSON list assembled from the cache's encoded objects, without re-serializing them,
+/// and streamed in chunks: no allocation of the whole list, and the first bytes are on
+/// their way while the rest is assembled.
 fn json_list(
     res: &ResourceInfo,
-    page: &Page,
+    page: Page,
     continue_token: Option<String>,
     remaining: Option<i64>,
 ) -> Response<Body> {
@@ -398,29 +402,96 @@ fn json_list(
         continue_token,
         remaining,
     });
-    let size: usize = page.items.iter().map(|e| e.json.len() + 1).sum();
-    let mut buf = Vec::with_capacity(size + 256);
     let head = json!({"kind": res.list_kind(), "apiVersion": res.api_version(), "metadata": meta});
     // `{"kind":…,"apiVersion":…,"metadata":{…}}` without its closing brace, then the items.
-    if serde_json::to_writer(&mut buf, &head).is_err() {
-        return response::error(&ApiError::internal("encoding a list failed"));
-    }
-    buf.pop();
-    buf.extend_from_slice(b",\"items\":[");
-    for (i, e) in page.items.iter().enumerate() {
-        if i > 0 {
-            buf.push(b',');
-        }
-        buf.extend_from_slice(&e.json);
-    }
-    buf.extend_from_slice(b"]}");
-    let mut r = Response::new(response::full(buf));
+    let mut head = match serde_json::to_vec(&head) {
+        Ok(h) => h,
+        Err(_) => return response::error(&ApiError::internal("encoding a list failed")),
+    };
+    head.pop();
+    head.extend_from_slice(b",\"items\":[");
+    let body = ListBody::new(head, page.items);
+    let len = body.len;
+    let mut r = Response::new(http_body_util::BodyExt::boxed(body));
     *r.status_mut() = StatusCode::OK;
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
+    r.headers_mut()
+        .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
     r
+}
+
+/// The bytes of a cached list, produced a chunk at a time.
+struct ListBody {
+    head: Option<Vec<u8>>,
+    items: std::vec::IntoIter<Arc<Entry>>,
+    first: bool,
+    done: bool,
+    len: u64,
+}
+
+/// Bytes per chunk of a list body.
+const LIST_CHUNK: usize = 64 * 1024;
+
+impl ListBody {
+    fn new(head: Vec<u8>, items: Vec<Arc<Entry>>) -> ListBody {
+        let len = head.len()
+            + items.iter().map(|e| e.json.len()).sum::<usize>()
+            + items.len().saturating_sub(1)
+            + 2;
+        ListBody {
+            head: Some(head),
+            items: items.into_iter(),
+            first: true,
+            done: false,
+            len: len as u64,
+        }
+    }
+}
+
+impl http_body::Body for ListBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if self.done {
+            return std::task::Poll::Ready(None);
+        }
+        let mut buf = Vec::with_capacity(LIST_CHUNK + 4096);
+        if let Some(h) = self.head.take() {
+            buf.extend_from_slice(&h);
+        }
+        while buf.len() < LIST_CHUNK {
+            match self.items.next() {
+                Some(e) => {
+                    if !std::mem::take(&mut self.first) {
+                        buf.push(b',');
+                    }
+                    buf.extend_from_slice(&e.json);
+                }
+                None => {
+                    buf.extend_from_slice(b"]}");
+                    self.done = true;
+                    break;
+                }
+            }
+        }
+        self.len = self.len.saturating_sub(buf.len() as u64);
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from(buf)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.len)
+    }
 }
 
 #[cfg(test)]
@@ -448,6 +519,58 @@ mod tests {
                 .code,
             400
         );
+    }
+
+    #[tokio::test]
+    async fn a_cached_list_streams_valid_json_of_the_announced_length() {
+        use http_body_util::BodyExt;
+        let res = kadm_apimachinery::registry::lookup("", "v1", "configmaps").expect("cm");
+        let layout = crate::cache::Layout {
+            primary: res,
+            fields: res.supported_fields(),
+        };
+        let big = "x".repeat(3000);
+        for n in [0usize, 1, 2, 100] {
+            let items: Vec<Arc<Entry>> = (0..n)
+                .map(|i| {
+                    Arc::new(
+                        layout
+                            .entry(
+                                Arc::from(format!("/registry/configmaps/d/c{i:03}")),
+                                7,
+                                json!({"metadata": {"name": format!("c{i:03}"), "resourceVersion": "7"}, "data": {"k": big}}),
+                            )
+                            .expect("entry"),
+                    )
+                })
+                .collect();
+            let page = Page {
+                rev: 9,
+                items,
+                continue_after: None,
+                remaining: 0,
+            };
+            let resp = json_list(res, page, Some("tok".into()), Some(3));
+            let announced: usize = resp.headers()[http::header::CONTENT_LENGTH]
+                .to_str()
+                .expect("len")
+                .parse()
+                .expect("number");
+            let body = resp.into_body().collect().await.expect("body").to_bytes();
+            assert_eq!(body.len(), announced, "{n} items");
+            let v: Value = serde_json::from_slice(&body).expect("json");
+            assert_eq!(v["kind"], "ConfigMapList");
+            assert_eq!(v["metadata"]["resourceVersion"], "9");
+            assert_eq!(v["metadata"]["continue"], "tok");
+            assert_eq!(v["metadata"]["remainingItemCount"], 3);
+            assert_eq!(v["items"].as_array().map(Vec::len), Some(n));
+            if n > 0 {
+                assert_eq!(
+                    v["items"][n - 1]["metadata"]["name"],
+                    format!("c{:03}", n - 1)
+                );
+            }
+        }
     }
 
     #[test]

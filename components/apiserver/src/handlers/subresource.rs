@@ -54,11 +54,32 @@ pub async fn get_scale(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         .get(&ctx.key(&ctx.req.name))
         .await?
         .ok_or_else(|| ctx.not_found(&ctx.req.name))?;
-    Ok(response::json(StatusCode::OK, &scale_of(&stored.object)))
+    let scale = scale_of(&stored.object);
+    if ctx.format == crate::response::Format::Table {
+        // `kubectl get <kind> <name> --subresource=scale` asks for Kubernetes' Scale table.
+        let include =
+            kadm_apimachinery::table::IncludeObject::parse(ctx.query.str("includeObject"))
+                .unwrap_or_default();
+        return Ok(response::json(
+            StatusCode::OK,
+            &kadm_apimachinery::table::scale_to_table(&scale, include),
+        ));
+    }
+    Ok(response::json(StatusCode::OK, &scale))
 }
 
 pub async fn write_scale(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let res = ctx.res();
+    let is_patch = ctx.req.verb == crate::request::Verb::Patch;
+    let server_side_apply = is_patch && super::apply::is_apply(ctx);
+    let manager = if server_side_apply {
+        String::new()
+    } else {
+        if is_patch {
+            super::apply::check_no_force(ctx)?;
+        }
+        ctx.update_manager()?
+    };
     for _ in 0..16 {
         let current = ctx
             .state
@@ -67,7 +88,17 @@ pub async fn write_scale(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
             .await?
             .ok_or_else(|| ctx.not_found(&ctx.req.name))?;
         let scale = scale_of(&current.object);
-        let wanted = if ctx.req.verb == crate::request::Verb::Patch {
+        let mut applied_fields = None;
+        let wanted = if server_side_apply {
+            let (replicas, managed) = super::apply::apply_scale(ctx, &current.object)?;
+            applied_fields = Some(managed);
+            let mut s = scale.clone();
+            if let Some(r) = replicas {
+                s["spec"]["replicas"] = json!(r);
+            }
+            s["metadata"]["resourceVersion"] = json!("");
+            s
+        } else if is_patch {
             let ty = PatchType::from_content_type(&ctx.content_type).ok_or_else(|| {
                 ApiError::unsupported_media_type(&ctx.content_type, PatchType::MEDIA_TYPES)
             })?;
@@ -106,6 +137,12 @@ pub async fn write_scale(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         let mut obj = current.object.clone();
         obj["spec"]["replicas"] = json!(replicas);
         strategy::prepare_update(res, &current.object, &mut obj, "")?;
+        // Kubernetes records scale writes on the parent, as `subresource: scale` entries.
+        let managed = match applied_fields {
+            Some(m) => m,
+            None => super::apply::managed_for_update(ctx, &current.object, &obj, "scale", &manager),
+        };
+        kadm_apimachinery::managedfields::set_managed_fields(&mut obj, managed);
         if ctx.dry_run()? {
             return Ok(response::json(StatusCode::OK, &scale_of(&obj)));
         }

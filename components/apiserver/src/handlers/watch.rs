@@ -244,6 +244,9 @@ pub async fn watch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
             return Err(too_large_resource_version(min, current));
         }
         WatchFrom::Now
+    } else if rv == 0 {
+        // sendInitialEvents=false without a resourceVersion: from the most recent.
+        WatchFrom::Latest
     } else {
         WatchFrom::After(rv)
     };
@@ -264,6 +267,7 @@ pub async fn watch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         scope,
         enc,
         out: tx,
+        floor: start.rev,
         last_rev: start.rev,
         bookmarks,
     };
@@ -277,6 +281,8 @@ struct Watcher {
     scope: String,
     enc: Encoder,
     out: mpsc::Sender<Line>,
+    /// Changes at or below this revision are part of the start (state or history).
+    floor: i64,
     /// Every change of the scope up to this revision has been handled.
     last_rev: i64,
     bookmarks: bool,
@@ -368,10 +374,10 @@ impl Watcher {
 
     /// The line a change produces for this watcher, if any (and notes its revision).
     fn accept(&mut self, ev: &Event) -> Option<Line> {
-        if ev.rev() <= self.last_rev {
+        if ev.rev() <= self.floor {
             return None;
         }
-        self.last_rev = ev.rev();
+        self.last_rev = self.last_rev.max(ev.rev());
         if !ev.object.key.starts_with(self.scope.as_str()) {
             return None;
         }

@@ -2,6 +2,7 @@
 //! stored unless the object decoded, defaulted and validated.
 
 use http::{Response, StatusCode};
+use kadm_apimachinery::managedfields;
 use kadm_apimachinery::patch::{self, PatchType, strategic};
 use kadm_apimachinery::{ApiError, ResourceInfo, meta};
 use rand::Rng;
@@ -32,14 +33,28 @@ pub async fn check_namespace(ctx: &Ctx, name: &str) -> Result<(), ApiError> {
     }
     let ns_res = kadm_apimachinery::registry::lookup("", "v1", "namespaces")
         .ok_or_else(|| ApiError::internal("namespaces not registered"))?;
-    let ns = ctx
-        .state
-        .store
-        .get(&ns_res.etcd_key("", &ctx.req.namespace))
-        .await?
-        .ok_or_else(|| ApiError::not_found("", "namespaces", &ctx.req.namespace))?;
-    if meta::deletion_timestamp(&ns.object).is_some()
-        || ns.object.pointer("/status/phase") == Some(&json!("Terminating"))
+    let key = ns_res.etcd_key("", &ctx.req.namespace);
+    // Namespaces are read from the watch cache, as Kubernetes' NamespaceLifecycle
+    // admission reads its informer; one the cache does not hold (yet) is read from etcd.
+    let cache = &ctx.state.cache;
+    let cached = cache
+        .cacher(ns_res)
+        .filter(|_| cache.is_ready())
+        .and_then(|c| c.get(&key))
+        .map(|e| e.value());
+    let ns = match cached {
+        Some(v) => v,
+        None => {
+            ctx.state
+                .store
+                .get(&key)
+                .await?
+                .ok_or_else(|| ApiError::not_found("", "namespaces", &ctx.req.namespace))?
+                .object
+        }
+    };
+    if meta::deletion_timestamp(&ns).is_some()
+        || ns.pointer("/status/phase") == Some(&json!("Terminating"))
     {
         return Err(ApiError::namespace_terminating(
             res.group,
@@ -52,7 +67,7 @@ pub async fn check_namespace(ctx: &Ctx, name: &str) -> Result<(), ApiError> {
 }
 
 /// Puts the URL's namespace into the object, refusing a different one in the body.
-fn reconcile_namespace(ctx: &Ctx, obj: &mut Value) -> Result<(), ApiError> {
+pub(super) fn reconcile_namespace(ctx: &Ctx, obj: &mut Value) -> Result<(), ApiError> {
     let res = ctx.res();
     if !res.namespaced() {
         return Ok(());
@@ -71,12 +86,17 @@ fn reconcile_namespace(ctx: &Ctx, obj: &mut Value) -> Result<(), ApiError> {
 pub async fn create(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let res = ctx.res();
     let dry_run = ctx.dry_run()?;
+    let manager = ctx.update_manager()?;
     let mut obj = decode_body(ctx)?;
     check_type(res, &mut obj)?;
     reconcile_namespace(ctx, &mut obj)?;
     let generate = meta::name(&obj).is_empty() && !meta::generate_name(&obj).is_empty();
     check_namespace(ctx, meta::name(&obj)).await?;
+    // Kubernetes records who set what on the decoded, defaulted object, before the
+    // create strategy resets what it resets.
+    let managed = super::apply::managed_for_create(ctx, &obj, &manager);
     let mut obj = to_storage(res, obj);
+    managedfields::set_managed_fields(&mut obj, managed);
     strategy::prepare_create(res, &mut obj);
     strategy::set_requester(res, &mut obj, &ctx.user.name, &ctx.user.groups);
     // Validate with the generateName prefix standing in for the name, as Kubernetes does.
@@ -122,16 +142,23 @@ impl Retry for ApiError {
     }
 }
 
-/// Stores `new` over `current` for endpoint `sub`; the shared tail of update and patch.
-/// Returns `Ok(None)` when etcd moved on meanwhile (caller may retry).
-async fn store_update(
+/// Stores `new` over `current` for endpoint `sub`; the shared tail of update, patch and
+/// apply. With `manager`, the write is recorded in `managedFields` as that manager's
+/// update (apply computes them itself). Returns `Ok(None)` when etcd moved on meanwhile
+/// (caller may retry).
+pub(super) async fn store_update(
     ctx: &Ctx,
     current: &Stored,
     mut new: Value,
     sub: &str,
+    manager: Option<&str>,
 ) -> Result<Option<Value>, ApiError> {
     let res = ctx.res();
     strategy::prepare_update(res, &current.object, &mut new, sub)?;
+    if let Some(manager) = manager {
+        let managed = super::apply::managed_for_update(ctx, &current.object, &new, sub, manager);
+        managedfields::set_managed_fields(&mut new, managed);
+    }
     validate(res, &new)?;
     let key = ctx.key(&ctx.req.name);
     let dry_run = ctx.dry_run()?;
@@ -174,7 +201,7 @@ async fn store_update(
     }
 }
 
-fn check_name(ctx: &Ctx, obj: &Value) -> Result<(), ApiError> {
+pub(super) fn check_name(ctx: &Ctx, obj: &Value) -> Result<(), ApiError> {
     let body_name = meta::name(obj);
     if !body_name.is_empty() && body_name != ctx.req.name {
         return Err(ApiError::bad_request(format!(
@@ -187,6 +214,7 @@ fn check_name(ctx: &Ctx, obj: &Value) -> Result<(), ApiError> {
 
 pub async fn update(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let res = ctx.res();
+    let manager = ctx.update_manager()?;
     let mut obj = decode_body(ctx)?;
     check_type(res, &mut obj)?;
     check_name(ctx, &obj)?;
@@ -207,7 +235,15 @@ pub async fn update(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
                 &ctx.req.name,
             ));
         }
-        if let Some(saved) = store_update(ctx, &current, obj.clone(), &ctx.req.subresource).await? {
+        if let Some(saved) = store_update(
+            ctx,
+            &current,
+            obj.clone(),
+            &ctx.req.subresource,
+            Some(&manager),
+        )
+        .await?
+        {
             return Ok(respond_object(ctx, StatusCode::OK, to_wire(res, saved)));
         }
         if !wanted_rv.is_empty() {
@@ -281,9 +317,7 @@ pub fn apply_patch_to(
                 "application/merge-patch+json",
             ],
         )
-        .with_message_suffix(
-            "server-side apply is not supported by this kadm version yet; use client-side apply",
-        )),
+        .with_message_suffix("server-side apply to this subresource is not supported by kadm yet")),
     }
 }
 
@@ -324,6 +358,8 @@ impl Suffix for ApiError {
 
 pub async fn patch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let res = ctx.res();
+    super::apply::check_no_force(ctx)?;
+    let manager = ctx.update_manager()?;
     let ty = PatchType::from_content_type(&ctx.content_type).ok_or_else(|| {
         ApiError::unsupported_media_type(&ctx.content_type, PatchType::MEDIA_TYPES)
     })?;
@@ -357,6 +393,7 @@ pub async fn patch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
             &current,
             to_storage(res, patched),
             &ctx.req.subresource,
+            Some(&manager),
         )
         .await?
         {

@@ -1,0 +1,837 @@
+//! kadm-bench: the API benchmark behind `make bench-api`.
+//!
+//! Starts its own etcd and release kadm-apiserver on loopback (the kadm-e2e fixture)
+//! and measures, printing each figure next to its target:
+//!
+//! 1. create throughput: `--clients` concurrent HTTP/2 clients (one connection each,
+//!    as separate client-go processes) create `--objects` 1 KiB ConfigMaps through the
+//!    apiserver; the same payloads go straight into etcd first (etcd-client, same
+//!    concurrency, the same `create if absent` transaction the apiserver uses, keys laid
+//!    out as `/registry/configmaps/<ns>/<name>` under a root of their own so they never
+//!    become API objects).
+//! 2. LIST of `--pods` realistic pods (a Deployment's pod with status, ~3 KiB, written
+//!    straight into etcd), consistent reads (`resourceVersion` unset), `--lists` times.
+//! 3. watch fan-out: `--watchers` watchers (one HTTP/2 connection each) on those pods,
+//!    `--updates` pod updates by `--writers` concurrent writers; latency from a write's
+//!    acknowledgement (its response) to each watcher's receipt of the event.
+//! 4. the apiserver's resident memory (VmRSS) with the ConfigMaps cached.
+//!
+//! Every loop is bounded by a count and every phase by [`PHASE_LIMIT`]; both processes
+//! are stopped by pid when the cluster is dropped.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use etcd_client::{
+    Certificate, Client, Compare, CompareOp, ConnectOptions, Identity, TlsOptions, Txn, TxnOp,
+};
+use http::Method;
+use kadm_e2e::{H2Client, Options, TestCluster, Windows};
+use serde_json::{Value, json};
+
+/// The longest any phase may take.
+const PHASE_LIMIT: Duration = Duration::from_secs(300);
+const CM_NAMESPACE: &str = "bench";
+const POD_NAMESPACE: &str = "bench-pods";
+/// Where the raw-etcd baseline writes (same layout below `/registry/`, never an API object).
+const RAW_ROOT: &str = "/bench-etcd";
+
+#[derive(Debug, Clone)]
+struct Params {
+    objects: usize,
+    clients: usize,
+    pods: usize,
+    lists: usize,
+    watchers: usize,
+    updates: usize,
+    writers: usize,
+}
+
+impl Params {
+    fn parse() -> anyhow::Result<Params> {
+        let mut p = Params {
+            objects: 20_000,
+            clients: 32,
+            pods: 10_000,
+            lists: 50,
+            watchers: 200,
+            updates: 2_000,
+            writers: 8,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(a) = args.next() {
+            if a == "--quick" {
+                p = Params {
+                    objects: 2_000,
+                    pods: 1_000,
+                    lists: 10,
+                    watchers: 20,
+                    updates: 200,
+                    ..p
+                };
+                continue;
+            }
+            if a == "-h" || a == "--help" {
+                println!(
+                    "kadm-bench [--quick] [--objects N] [--clients N] [--pods N] [--lists N] [--watchers N] [--updates N] [--writers N]"
+                );
+                std::process::exit(0);
+            }
+            let v: usize = args
+                .next()
+                .with_context(|| format!("{a} needs a value"))?
+                .parse()
+                .with_context(|| format!("{a} takes a number"))?;
+            anyhow::ensure!(v > 0, "{a} must be positive");
+            match a.as_str() {
+                "--objects" => p.objects = v,
+                "--clients" => p.clients = v,
+                "--pods" => p.pods = v,
+                "--lists" => p.lists = v,
+                "--watchers" => p.watchers = v,
+                "--updates" => p.updates = v.min(p.pods),
+                "--writers" => p.writers = v,
+                other => bail!("unknown argument {other}; see --help"),
+            }
+        }
+        p.updates = p.updates.min(p.pods);
+        Ok(p)
+    }
+}
+
+/// Throughput and latency of a batch of operations.
+struct Stats {
+    n: usize,
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+fn stats(mut lat: Vec<Duration>, elapsed: Duration) -> Stats {
+    lat.sort_unstable();
+    let n = lat.len();
+    let at = |q: usize| {
+        if n == 0 {
+            Duration::ZERO
+        } else {
+            lat[(n * q / 100).min(n - 1)]
+        }
+    };
+    Stats {
+        n,
+        rate: n as f64 / elapsed.as_secs_f64().max(1e-9),
+        p50: at(50),
+        p99: at(99),
+        max: lat.last().copied().unwrap_or_default(),
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "PASS" } else { "MISS" }
+}
+
+/// The 1 KiB ConfigMap both create runs write (request body = stored value).
+fn configmap(i: usize) -> Vec<u8> {
+    let filler: String = (0..1024)
+        .map(|k| (b'a' + ((i + k) % 26) as u8) as char)
+        .collect();
+    serde_json::to_vec(&json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": format!("cm-{i:05}"), "namespace": CM_NAMESPACE, "labels": {"app": "bench", "shard": (i % 16).to_string()}},
+        "data": {"payload": filler},
+    }))
+    .unwrap_or_default()
+}
+
+/// A pod as a Deployment's ReplicaSet creates it and the kubelet reports it, in the
+/// stored form (defaults applied, status set, no resourceVersion): about 3 KiB.
+fn pod(i: usize) -> Value {
+    let hash = "7d9c5b8f6d";
+    let name = format!("web-{hash}-{i:05}");
+    let node = format!("node-{:03}", i % 200);
+    let t = "2025-06-01T10:00:00Z";
+    let cond = |ty: &str| json!({"type": ty, "status": "True", "lastProbeTime": null, "lastTransitionTime": t});
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": name, "generateName": format!("web-{hash}-"), "namespace": POD_NAMESPACE,
+            "uid": format!("5f0c2a4e-1b7d-4c3a-9e2f-{i:012}"),
+            "creationTimestamp": t,
+            "labels": {"app": "web", "tier": "frontend", "pod-template-hash": hash},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("web-{hash}"),
+                "uid": "0b6e4c1d-2f3a-4b5c-8d9e-0a1b2c3d4e5f", "controller": true, "blockOwnerDeletion": true}],
+        },
+        "spec": {
+            "volumes": [{"name": "kube-api-access-x7k2p", "projected": {"sources": [
+                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
+            ], "defaultMode": 420}}],
+            "containers": [{
+                "name": "web", "image": "registry.example.com/shop/web:1.24.3",
+                "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+                "env": [{"name": "LOG_LEVEL", "value": "info"},
+                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}}],
+                "resources": {"limits": {"cpu": "500m", "memory": "256Mi"}, "requests": {"cpu": "100m", "memory": "128Mi"}},
+                "volumeMounts": [{"name": "kube-api-access-x7k2p", "readOnly": true, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}],
+                "readinessProbe": {"httpGet": {"path": "/ready", "port": "http", "scheme": "HTTP"},
+                    "timeoutSeconds": 1, "periodSeconds": 5, "successThreshold": 1, "failureThreshold": 3},
+                "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File",
+                "imagePullPolicy": "IfNotPresent"
+            }],
+            "restartPolicy": "Always", "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst",
+            "serviceAccountName": "default", "serviceAccount": "default", "nodeName": node,
+            "securityContext": {}, "schedulerName": "default-scheduler",
+            "tolerations": [
+                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}],
+            "priority": 0, "enableServiceLinks": true, "preemptionPolicy": "PreemptLowerPriority"
+        },
+        "status": {
+            "phase": "Running",
+            "conditions": [cond("PodReadyToStartContainers"), cond("Initialized"), cond("Ready"), cond("ContainersReady"), cond("PodScheduled")],
+            "hostIP": format!("10.0.{}.{}", (i % 200) / 250, (i % 200) % 250 + 1),
+            "hostIPs": [{"ip": format!("10.0.{}.{}", (i % 200) / 250, (i % 200) % 250 + 1)}],
+            "podIP": format!("10.244.{}.{}", i / 250, i % 250 + 1),
+            "podIPs": [{"ip": format!("10.244.{}.{}", i / 250, i % 250 + 1)}],
+            "startTime": t,
+            "containerStatuses": [{"name": "web", "state": {"running": {"startedAt": t}}, "lastState": {},
+                "ready": true, "restartCount": 0, "image": "registry.example.com/shop/web:1.24.3",
+                "imageID": "registry.example.com/shop/web@sha256:9b2f0c6e4a1d8f3b7c5e2a9d6f1b4c8e3a7d2f5b9c1e6a4d8f2b7c3e5a9d1f6b",
+                "containerID": format!("containerd://{:064x}", i as u128 * 0x9e37_79b9_7f4a_7c15),
+                "started": true}],
+            "qosClass": "Burstable"
+        }
+    })
+}
+
+/// The first `"resourceVersion":"N"` of a line: the object's, in a watch event.
+fn line_rv(line: &[u8]) -> Option<i64> {
+    const NEEDLE: &[u8] = b"\"resourceVersion\":\"";
+    let at = line.windows(NEEDLE.len()).position(|w| w == NEEDLE)? + NEEDLE.len();
+    let digits = &line[at..];
+    let end = digits.iter().position(|b| *b == b'"')?;
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
+}
+
+/// CPU time (user + system) a process has used, in seconds (`/proc/<pid>/stat`,
+/// clock ticks of 1/100 s as on every Linux this runs on).
+fn cpu_seconds(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the `(comm)`, which may contain spaces.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            Some(ticks / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
+/// CPU used by etcd, the apiserver and this benchmark between two samples.
+#[derive(Clone, Copy)]
+struct Cpu {
+    etcd: f64,
+    apiserver: f64,
+    bench: f64,
+}
+
+impl Cpu {
+    fn sample(etcd: u32, apiserver: u32) -> Cpu {
+        Cpu {
+            etcd: cpu_seconds(etcd),
+            apiserver: cpu_seconds(apiserver),
+            bench: cpu_seconds(std::process::id()),
+        }
+    }
+    /// Microseconds per operation since `before`.
+    fn per_op(self, before: Cpu, ops: usize) -> String {
+        let us = |a: f64, b: f64| (a - b) * 1e6 / ops.max(1) as f64;
+        format!(
+            "CPU/op: etcd {:.0} µs, apiserver {:.0} µs, client {:.0} µs",
+            us(self.etcd, before.etcd),
+            us(self.apiserver, before.apiserver),
+            us(self.bench, before.bench)
+        )
+    }
+}
+
+/// `VmRSS` and `VmHWM` of a process, in MiB.
+fn memory_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> anyhow::Result<f64> {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .with_context(|| format!("{name} missing in /proc/{pid}/status"))?;
+        let kb: f64 = line
+            .split_whitespace()
+            .nth(1)
+            .context("no value")?
+            .parse()?;
+        Ok(kb / 1024.0)
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+async fn etcd(cluster: &TestCluster) -> anyhow::Result<Client> {
+    let read =
+        |p: std::path::PathBuf| std::fs::read(&p).with_context(|| format!("read {}", p.display()));
+    let tls = TlsOptions::new()
+        .ca_certificate(Certificate::from_pem(read(cluster.etcd_ca_path())?))
+        .identity(Identity::from_pem(
+            read(cluster.etcd_client_cert_path())?,
+            read(cluster.etcd_client_key_path())?,
+        ));
+    Ok(Client::connect(
+        [cluster.etcd_endpoint()],
+        Some(ConnectOptions::new().with_tls(tls)),
+    )
+    .await?)
+}
+
+/// Runs `work(i)` for i in 0..n on `workers` tasks; the latencies and the wall time.
+async fn run_concurrently<F, Fut>(
+    n: usize,
+    workers: usize,
+    work: F,
+) -> anyhow::Result<(Vec<Duration>, Duration)>
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let work = Arc::new(work);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let next = next.clone();
+        let work = work.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let t = Instant::now();
+                work(w, i).await?;
+                lat.push(t.elapsed());
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut all = Vec::with_capacity(n);
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok((all, started.elapsed()))
+}
+
+async fn bounded<T>(
+    what: &str,
+    f: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(PHASE_LIMIT, f)
+        .await
+        .with_context(|| format!("{what} did not finish within {}s", PHASE_LIMIT.as_secs()))?
+        .with_context(|| what.to_string())
+}
+
+async fn create_namespace(c: &H2Client, name: &str) -> anyhow::Result<()> {
+    let body = serde_json::to_vec(
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+    )?;
+    let r = c
+        .request(
+            Method::POST,
+            "/api/v1/namespaces",
+            Some("application/json"),
+            body,
+        )
+        .await?;
+    anyhow::ensure!(
+        r.status == 201,
+        "create namespace {name}: {} {}",
+        r.status,
+        r.text()
+    );
+    Ok(())
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<f64>().ok())
+                })
+        })
+        .map_or("?".into(), |kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0));
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let etcd = std::process::Command::new(kadm_e2e::cluster::ETCD)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(|l| l.trim().to_string())
+        })
+        .unwrap_or_default();
+    format!("{cpus} CPUs, {mem} RAM, kernel {kernel}, {etcd}")
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(all_pass) => {
+            if all_pass {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("kadm-bench: error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<bool> {
+    let p = Params::parse()?;
+    println!("kadm-bench: {}", machine());
+    println!("parameters: {p:?}");
+    let cluster = TestCluster::start_with(Options {
+        apiserver_log: Some("info".into()),
+        quiet: true,
+        ..Options::default()
+    })
+    .await?;
+    let pid = cluster.apiserver_pid();
+    println!(
+        "cluster: etcd pid {}, kadm-apiserver pid {pid} ({})",
+        cluster.etcd_pid(),
+        kadm_e2e::cluster::apiserver_binary()?.display()
+    );
+    let admin = cluster.h2(Windows::GENEROUS).await?;
+    create_namespace(&admin, CM_NAMESPACE).await?;
+    create_namespace(&admin, POD_NAMESPACE).await?;
+    let etcd = etcd(&cluster).await?;
+
+    // 1. create throughput: straight into etcd, then through the apiserver.
+    let n = p.objects;
+    let etcd_pid = cluster.etcd_pid();
+    let cpu0 = Cpu::sample(etcd_pid, pid);
+    let kv = etcd.kv_client();
+    let (lat, took) = bounded(
+        "creates straight into etcd",
+        run_concurrently(n, p.clients, move |_, i| {
+            let mut kv = kv.clone();
+            async move {
+                let key = format!("{RAW_ROOT}/registry/configmaps/{CM_NAMESPACE}/cm-{i:05}");
+                let txn = Txn::new()
+                    .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(key, configmap(i), None)]);
+                let r = kv.txn(txn).await?;
+                anyhow::ensure!(r.succeeded(), "key {i} existed");
+                Ok(())
+            }
+        }),
+    )
+    .await?;
+    let raw = stats(lat, took);
+    let raw_cpu = Cpu::sample(etcd_pid, pid).per_op(cpu0, n);
+    if std::env::var("KADM_BENCH_EXPERIMENT").is_ok_and(|v| v == "1") {
+        let kv = etcd.kv_client();
+        let (lat, took) = run_concurrently(n, p.clients, move |_, i| {
+            let mut kv = kv.clone();
+            async move {
+                kv.get("/registry/namespaces/bench", None).await?;
+                let key = format!("{RAW_ROOT}/x/registry/configmaps/{CM_NAMESPACE}/cm-{i:05}");
+                let txn = Txn::new()
+                    .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(key, configmap(i), None)]);
+                kv.txn(txn).await?;
+                Ok(())
+            }
+        })
+        .await?;
+        let s = stats(lat, took);
+        println!(
+            "EXPERIMENT get+txn: {:.0}/s p50 {} (raw txn {:.0}/s p50 {})",
+            s.rate,
+            ms(s.p50),
+            raw.rate,
+            ms(raw.p50)
+        );
+        let kv = etcd.kv_client();
+        let (lat, took) = run_concurrently(n, p.clients, move |_, i| {
+            let mut kv = kv.clone();
+            async move {
+                kv.get(
+                    "/registry/namespaces/bench",
+                    Some(etcd_client::GetOptions::new().with_serializable()),
+                )
+                .await?;
+                let key = format!("{RAW_ROOT}/y/registry/configmaps/{CM_NAMESPACE}/cm-{i:05}");
+                let txn = Txn::new()
+                    .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(key, configmap(i), None)]);
+                kv.txn(txn).await?;
+                Ok(())
+            }
+        })
+        .await?;
+        let s = stats(lat, took);
+        println!(
+            "EXPERIMENT serializable get+txn: {:.0}/s p50 {}",
+            s.rate,
+            ms(s.p50)
+        );
+        let read = |p: std::path::PathBuf| std::fs::read(p).unwrap_or_default();
+        let tls = TlsOptions::new()
+            .ca_certificate(Certificate::from_pem(read(cluster.etcd_ca_path())))
+            .identity(Identity::from_pem(
+                read(cluster.etcd_client_cert_path()),
+                read(cluster.etcd_client_key_path()),
+            ));
+        let like_apiserver = Client::connect(
+            [cluster.etcd_endpoint()],
+            Some(
+                ConnectOptions::new()
+                    .with_connect_timeout(Duration::from_secs(5))
+                    .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
+                    .with_tls(tls),
+            ),
+        )
+        .await?;
+        let kv = like_apiserver.kv_client();
+        let (lat, took) = run_concurrently(n, p.clients, move |_, i| {
+            let mut kv = kv.clone();
+            async move {
+                kv.get("/registry/namespaces/bench", None).await?;
+                let key = format!("/registry/configmaps/{CM_NAMESPACE}/zz-{i:05}");
+                let txn = Txn::new()
+                    .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(key, configmap(i), None)]);
+                kv.txn(txn).await?;
+                Ok(())
+            }
+        })
+        .await?;
+        let s = stats(lat, took);
+        println!(
+            "EXPERIMENT apiserver-like client get+txn under /registry: {:.0}/s p50 {}",
+            s.rate,
+            ms(s.p50)
+        );
+        return Ok(false);
+    }
+    etcd.kv_client()
+        .delete(
+            RAW_ROOT,
+            Some(etcd_client::DeleteOptions::new().with_prefix()),
+        )
+        .await?;
+
+    let mut clients = Vec::new();
+    for _ in 0..p.clients {
+        clients.push(cluster.h2(Windows::GENEROUS).await?);
+    }
+    let clients = Arc::new(clients);
+    let cpu1 = Cpu::sample(etcd_pid, pid);
+    let path = format!("/api/v1/namespaces/{CM_NAMESPACE}/configmaps");
+    let (lat, took) = {
+        let clients = clients.clone();
+        bounded(
+            "creates through the apiserver",
+            run_concurrently(n, p.clients, move |w, i| {
+                let c = clients[w].clone();
+                let path = path.clone();
+                async move {
+                    let r = c
+                        .request(Method::POST, &path, Some("application/json"), configmap(i))
+                        .await?;
+                    anyhow::ensure!(r.status == 201, "create {i}: {} {}", r.status, r.text());
+                    Ok(())
+                }
+            }),
+        )
+        .await?
+    };
+    let api = stats(lat, took);
+    let api_cpu = Cpu::sample(etcd_pid, pid).per_op(cpu1, n);
+    drop(clients);
+
+    // 4. memory with the ConfigMaps cached (a consistent list proves the cache has them).
+    let r = admin
+        .get(&format!(
+            "/api/v1/namespaces/{CM_NAMESPACE}/configmaps?limit=1"
+        ))
+        .await?;
+    let first = r.json()?;
+    anyhow::ensure!(
+        first["metadata"]["remainingItemCount"].as_u64() == Some(n as u64 - 1),
+        "the cache does not hold the {n} ConfigMaps: {}",
+        first["metadata"]
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (rss, hwm) = memory_mib(pid)?;
+
+    // 2. LIST of realistic pods, written straight into etcd.
+    let kv = etcd.kv_client();
+    bounded(
+        "writing pods into etcd",
+        run_concurrently(p.pods, p.clients, move |_, i| {
+            let mut kv = kv.clone();
+            async move {
+                let v = pod(i);
+                let key = format!(
+                    "/registry/pods/{POD_NAMESPACE}/{}",
+                    v["metadata"]["name"].as_str().unwrap_or_default()
+                );
+                kv.put(key, serde_json::to_vec(&v)?, None).await?;
+                Ok(())
+            }
+        }),
+    )
+    .await?;
+    let pod_bytes = serde_json::to_vec(&pod(0))?.len();
+    let lister = cluster.h2(Windows::GENEROUS).await?;
+    let pods_path = format!("/api/v1/namespaces/{POD_NAMESPACE}/pods");
+    let first = lister.get(&pods_path).await?;
+    anyhow::ensure!(first.status == 200, "list pods: {}", first.status);
+    let parsed = first.json()?;
+    let items = parsed["items"].as_array().map_or(0, Vec::len);
+    anyhow::ensure!(items == p.pods, "the list has {items} pods, not {}", p.pods);
+    let list_rv: i64 = parsed["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .context("list resourceVersion")?;
+    let list_size = first.body.len();
+    drop(parsed);
+    let mut lat = Vec::new();
+    let started = Instant::now();
+    bounded("lists", async {
+        for _ in 0..p.lists {
+            let t = Instant::now();
+            let r = lister.get(&pods_path).await?;
+            anyhow::ensure!(
+                r.status == 200 && r.body.len() > list_size / 2,
+                "list: {}",
+                r.status
+            );
+            lat.push(t.elapsed());
+        }
+        Ok(())
+    })
+    .await?;
+    let lists = stats(lat, started.elapsed());
+    let mut lat0 = Vec::new();
+    let started = Instant::now();
+    bounded("lists at resourceVersion=0", async {
+        for _ in 0..p.lists {
+            let t = Instant::now();
+            let r = lister
+                .get(&format!("{pods_path}?resourceVersion=0"))
+                .await?;
+            anyhow::ensure!(r.status == 200, "list: {}", r.status);
+            lat0.push(t.elapsed());
+        }
+        Ok(())
+    })
+    .await?;
+    let lists0 = stats(lat0, started.elapsed());
+
+    // 3. watch fan-out.
+    let cpu_watch = Cpu::sample(etcd_pid, pid);
+    let mut watchers = Vec::new();
+    let expected = p.updates;
+    let watch_deadline = Instant::now() + PHASE_LIMIT;
+    for _ in 0..p.watchers {
+        let c = cluster.h2(Windows::GENEROUS).await?;
+        let (status, mut lines) = c
+            .stream(&format!("{pods_path}?watch=true&resourceVersion={list_rv}"))
+            .await?;
+        anyhow::ensure!(status == 200, "watch: {status}");
+        watchers.push(tokio::spawn(async move {
+            let _conn = c;
+            let mut got: Vec<(i64, Instant)> = Vec::with_capacity(expected);
+            while got.len() < expected && Instant::now() < watch_deadline {
+                let left = watch_deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(left, lines.next()).await {
+                    Ok(Ok(Some(line))) => {
+                        let now = Instant::now();
+                        if let Some(rv) = line_rv(&line)
+                            && !line.starts_with(b"{\"type\":\"BOOKMARK\"")
+                        {
+                            got.push((rv, now));
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            got
+        }));
+    }
+    let acks: Arc<Mutex<HashMap<i64, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
+    let mut writer_conns = Vec::new();
+    for _ in 0..p.writers {
+        writer_conns.push(cluster.h2(Windows::GENEROUS).await?);
+    }
+    let writer_conns = Arc::new(writer_conns);
+    let (_, update_took) = {
+        let acks = acks.clone();
+        let conns = writer_conns.clone();
+        bounded(
+            "updates",
+            run_concurrently(p.updates, p.writers, move |w, i| {
+                let c = conns[w].clone();
+                let acks = acks.clone();
+                async move {
+                    let name = pod(i)["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    let body = serde_json::to_vec(
+                        &json!({"metadata": {"annotations": {"bench.kadm.io/tick": i.to_string()}}}),
+                    )?;
+                    let r = c
+                        .request(
+                            Method::PATCH,
+                            &format!("/api/v1/namespaces/{POD_NAMESPACE}/pods/{name}"),
+                            Some("application/merge-patch+json"),
+                            Bytes::from(body),
+                        )
+                        .await?;
+                    let acked = Instant::now();
+                    anyhow::ensure!(r.status == 200, "update {i}: {} {}", r.status, r.text());
+                    let rv = line_rv(&r.body).context("no resourceVersion in the update")?;
+                    if let Ok(mut a) = acks.lock() {
+                        a.insert(rv, acked);
+                    }
+                    Ok(())
+                }
+            }),
+        )
+        .await?
+    };
+    let mut delivery = Vec::with_capacity(p.updates * p.watchers);
+    let mut missing = 0usize;
+    let mut out_of_order = 0usize;
+    let acks = acks.lock().map(|a| a.clone()).unwrap_or_default();
+    for w in watchers {
+        let got = w.await?;
+        missing += expected.saturating_sub(got.len());
+        out_of_order += got.windows(2).filter(|p| p[0].0 >= p[1].0).count();
+        for (rv, at) in got {
+            if let Some(ack) = acks.get(&rv) {
+                delivery.push(at.saturating_duration_since(*ack));
+            }
+        }
+    }
+    let fanout = stats(delivery, update_took);
+    let fanout_cpu = Cpu::sample(etcd_pid, pid).per_op(cpu_watch, p.updates);
+    let (rss_end, hwm_end) = memory_mib(pid)?;
+
+    // The table.
+    let ratio = api.rate / raw.rate.max(1e-9);
+    let create_ok = ratio >= 0.5;
+    let list_ok = lists.p99 <= Duration::from_millis(150);
+    let watch_ok = fanout.p99 <= Duration::from_millis(50) && missing == 0 && out_of_order == 0;
+    let mem_ok = rss <= 200.0;
+    println!();
+    println!("| measurement | result | target | verdict |\n|---|---|---|---|");
+    println!(
+        "| create {} ConfigMaps (1 KiB), {} clients, straight into etcd | {:.0}/s, p50 {}, p99 {} | (baseline) | |",
+        raw.n,
+        p.clients,
+        raw.rate,
+        ms(raw.p50),
+        ms(raw.p99)
+    );
+    println!(
+        "| create {} ConfigMaps (1 KiB), {} clients, through kadm-apiserver (HTTP/2) | {:.0}/s, p50 {}, p99 {} = {:.0} % of etcd | ≥ 50 % of etcd | {} |",
+        api.n,
+        p.clients,
+        api.rate,
+        ms(api.p50),
+        ms(api.p99),
+        ratio * 100.0,
+        verdict(create_ok)
+    );
+    println!(
+        "| LIST {} pods (~{:.1} KiB each, {:.1} MiB JSON), consistent, ×{} | p50 {}, p99 {}, max {} | p99 ≤ 150 ms | {} |",
+        p.pods,
+        pod_bytes as f64 / 1024.0,
+        list_size as f64 / 1048576.0,
+        lists.n,
+        ms(lists.p50),
+        ms(lists.p99),
+        ms(lists.max),
+        verdict(list_ok)
+    );
+    println!(
+        "| LIST {} pods, resourceVersion=0, ×{} | p50 {}, p99 {} | (informational) | |",
+        p.pods,
+        lists0.n,
+        ms(lists0.p50),
+        ms(lists0.p99)
+    );
+    println!(
+        "| watch fan-out: {} watchers × {} pod updates ({} writers, {:.0} updates/s), ack → receipt | p50 {}, p99 {}, max {}; {} events, {} missing, {} out of order | p99 ≤ 50 ms | {} |",
+        p.watchers,
+        p.updates,
+        p.writers,
+        p.updates as f64 / update_took.as_secs_f64().max(1e-9),
+        ms(fanout.p50),
+        ms(fanout.p99),
+        ms(fanout.max),
+        fanout.n,
+        missing,
+        out_of_order,
+        verdict(watch_ok)
+    );
+    println!(
+        "| apiserver VmRSS with {} ConfigMaps cached | {:.0} MiB (peak {:.0} MiB) | ≤ 200 MiB | {} |",
+        n,
+        rss,
+        hwm,
+        verdict(mem_ok)
+    );
+    println!(
+        "| apiserver VmRSS at the end ({} ConfigMaps + {} pods cached, {} watchers open) | {:.0} MiB (peak {:.0} MiB) | (informational) | |",
+        n, p.pods, p.watchers, rss_end, hwm_end
+    );
+    println!();
+    println!("create straight into etcd: {raw_cpu}");
+    println!("create through kadm-apiserver: {api_cpu}");
+    println!("watch fan-out, per update (incl. watcher set-up): {fanout_cpu}");
+    println!(
+        "load average at the end: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    Ok(create_ok && list_ok && watch_ok && mem_ok)
+}
