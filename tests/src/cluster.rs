@@ -547,6 +547,21 @@ impl TestCluster {
         run_bounded(self.kubectl_command(version, args), &what).await
     }
 
+    /// Runs kubectl and insists it succeeded; the error names the version and both streams.
+    pub async fn kubectl_ok(&self, version: Option<&str>, args: &[&str]) -> anyhow::Result<Output> {
+        let out = self.kubectl(version, args).await?;
+        anyhow::ensure!(
+            out.status.success(),
+            "kubectl.{} {} failed ({}):\nstdout: {}\nstderr: {}",
+            version.unwrap_or("dispatcher"),
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(out)
+    }
+
     /// Starts kubectl in the background (for `-w`); killed when the handle drops.
     pub fn kubectl_background(
         &self,

@@ -17,17 +17,8 @@ fn stderr(o: &Output) -> String {
 
 /// Runs kubectl and insists it succeeded; returns stdout.
 async fn ok(cluster: &TestCluster, version: Option<&str>, args: &[&str]) -> anyhow::Result<String> {
-    let out = cluster.kubectl(version, args).await?;
-    anyhow::ensure!(
-        out.status.success(),
-        "kubectl.{} {} failed ({}):\nstdout: {}\nstderr: {}",
-        version.unwrap_or("dispatcher"),
-        args.join(" "),
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
-    Ok(stdout(&out))
+    let out = cluster.kubectl_ok(version, args).await?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Every kubectl.1.* on the machine, then the version dispatcher.

@@ -19,17 +19,7 @@ fn stderr(o: &Output) -> String {
 }
 
 async fn ok(cluster: &TestCluster, version: Option<&str>, args: &[&str]) -> anyhow::Result<Output> {
-    let out = cluster.kubectl(version, args).await?;
-    anyhow::ensure!(
-        out.status.success(),
-        "kubectl.{} {} failed ({}):\nstdout: {}\nstderr: {}",
-        version.unwrap_or("dispatcher"),
-        args.join(" "),
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
-    Ok(out)
+    cluster.kubectl_ok(version, args).await
 }
 
 fn versions() -> Vec<String> {

@@ -20,17 +20,8 @@ fn text(b: &[u8]) -> String {
 
 /// Runs kubectl and insists it succeeded; returns stdout.
 async fn ok(cluster: &TestCluster, version: Option<&str>, args: &[&str]) -> anyhow::Result<String> {
-    let out: Output = cluster.kubectl(version, args).await?;
-    anyhow::ensure!(
-        out.status.success(),
-        "kubectl.{} {} failed ({}):\nstdout: {}\nstderr: {}",
-        version.unwrap_or("dispatcher"),
-        args.join(" "),
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    Ok(text(&out.stdout))
+    let out = cluster.kubectl_ok(version, args).await?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Runs kubectl and insists it failed; returns stderr.

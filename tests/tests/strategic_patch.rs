@@ -3,8 +3,6 @@
 //! `patch --type strategic`, `set image`, `scale`, `rollout restart`, and the directives
 //! and error answers of `application/strategic-merge-patch+json`.
 
-use std::process::Output;
-
 use http::Method;
 use kadm_e2e::{TestCluster, installed_kubectl_versions};
 use serde_json::{Value, json};
@@ -19,17 +17,8 @@ fn text(b: &[u8]) -> String {
 
 /// Runs kubectl and insists it succeeded; returns stdout.
 async fn ok(cluster: &TestCluster, version: Option<&str>, args: &[&str]) -> anyhow::Result<String> {
-    let out: Output = cluster.kubectl(version, args).await?;
-    anyhow::ensure!(
-        out.status.success(),
-        "kubectl.{} {} failed ({}):\nstdout: {}\nstderr: {}",
-        version.unwrap_or("dispatcher"),
-        args.join(" "),
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    Ok(text(&out.stdout))
+    let out = cluster.kubectl_ok(version, args).await?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The stored object, as a GET returns it.
