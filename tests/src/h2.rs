@@ -138,6 +138,26 @@ impl H2Client {
         self.request(Method::GET, path, None, Bytes::new()).await
     }
 
+    /// A GET whose body is received in full but only counted: the time a client needs
+    /// to have a response, without what it does with it afterwards.
+    pub async fn get_counted(&self, path: &str) -> anyhow::Result<(u16, usize)> {
+        let fut = async {
+            let resp = self.send(Method::GET, path, None, Bytes::new()).await?;
+            let status = resp.status().as_u16();
+            let mut body = resp.into_body();
+            let mut n = 0;
+            while let Some(frame) = body.frame().await {
+                if let Ok(data) = frame?.into_data() {
+                    n += data.len();
+                }
+            }
+            anyhow::Ok((status, n))
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, fut)
+            .await
+            .with_context(|| format!("GET {path}: no answer within {REQUEST_TIMEOUT:?}"))?
+    }
+
     /// Starts a streaming GET (a watch): the status, and the body to read line by line.
     pub async fn stream(&self, path: &str) -> anyhow::Result<(u16, Lines)> {
         let resp = tokio::time::timeout(

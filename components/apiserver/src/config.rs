@@ -42,4 +42,11 @@ pub struct Config {
     /// Events queued per watcher before a watcher that does not keep up is closed.
     #[arg(long, default_value_t = crate::cache::DEFAULT_QUEUE, hide = true)]
     pub watch_queue_size: usize,
+    /// Connections to etcd for requests. Hidden: a tuning knob for kadm-bench.
+    #[arg(long, default_value_t = 1, hide = true)]
+    pub etcd_connections: usize,
+    /// Requests in flight to etcd at once (0 = unbounded). Hidden: a tuning knob for
+    /// kadm-bench.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub etcd_max_inflight: usize,
 }

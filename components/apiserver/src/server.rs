@@ -58,6 +58,8 @@ pub async fn start(cfg: Config) -> Result<Running> {
         ca_file: cfg.etcd_cafile.clone(),
         cert_file: cfg.etcd_certfile.clone(),
         key_file: cfg.etcd_keyfile.clone(),
+        connections: cfg.etcd_connections,
+        max_inflight: cfg.etcd_max_inflight,
     })
     .await?;
     crate::bootstrap::ensure_system_namespaces(&store).await?;

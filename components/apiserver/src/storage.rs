@@ -25,6 +25,10 @@ pub struct EtcdConfig {
     pub ca_file: Option<std::path::PathBuf>,
     pub cert_file: Option<std::path::PathBuf>,
     pub key_file: Option<std::path::PathBuf>,
+    /// Connections for requests (the watch cache's stream shares the first).
+    pub connections: usize,
+    /// Requests in flight to etcd at once; 0 = no limit.
+    pub max_inflight: usize,
 }
 
 /// A stored object with the revision it was last written at.
@@ -60,17 +64,13 @@ pub enum WriteOutcome {
 /// large objects or a watch response catching up on many writes).
 const MAX_ETCD_MESSAGE: usize = 1 << 30;
 
-/// Connections to etcd for requests. One HTTP/2 connection is one task doing the
-/// framing and TLS of every request in turn; a few spread that work over the runtime's
-/// threads and keep one slow response from delaying the others.
-const KV_CONNECTIONS: usize = 4;
-
 #[derive(Clone)]
 pub struct Store {
     kv: std::sync::Arc<[KvClient]>,
     next: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    /// On a connection of its own: the watch cache's stream carries every write's value.
     watch: WatchClient,
+    /// Bounds the requests in flight to etcd, when configured.
+    inflight: Option<std::sync::Arc<tokio::sync::Semaphore>>,
 }
 
 fn decode(kv: &KeyValue) -> Result<Stored> {
@@ -142,8 +142,16 @@ impl Store {
                     source: e,
                 })
         };
-        let mut kv = Vec::with_capacity(KV_CONNECTIONS);
-        for _ in 0..KV_CONNECTIONS {
+        let first = connect().await?;
+        let watch = first
+            .watch_client()
+            .max_decoding_message_size(MAX_ETCD_MESSAGE);
+        let mut kv = vec![
+            first
+                .kv_client()
+                .max_decoding_message_size(MAX_ETCD_MESSAGE),
+        ];
+        for _ in 1..cfg.connections.max(1) {
             kv.push(
                 connect()
                     .await?
@@ -154,30 +162,36 @@ impl Store {
         Ok(Store {
             kv: kv.into(),
             next: Default::default(),
-            watch: connect()
-                .await?
-                .watch_client()
-                .max_decoding_message_size(MAX_ETCD_MESSAGE),
+            watch,
+            inflight: (cfg.max_inflight > 0)
+                .then(|| std::sync::Arc::new(tokio::sync::Semaphore::new(cfg.max_inflight))),
         })
     }
 
-    fn kv(&self) -> KvClient {
+    /// A client for one request, and the permit that admits it (when requests in flight
+    /// are bounded); hold the permit until the response is in.
+    async fn kv(&self) -> (KvClient, Option<tokio::sync::OwnedSemaphorePermit>) {
+        let permit = match &self.inflight {
+            Some(s) => s.clone().acquire_owned().await.ok(),
+            None => None,
+        };
         let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.kv[i % self.kv.len()].clone()
+        (self.kv[i % self.kv.len()].clone(), permit)
     }
 
     /// etcd's current revision, read linearizably: a count of one key that never
     /// exists, so the cost does not grow with the data.
     pub async fn current_revision(&self) -> Result<i64, etcd_client::Error> {
-        let resp = self
-            .kv()
+        let (mut kv, _permit) = self.kv().await;
+        let resp = kv
             .get("/registry/", Some(GetOptions::new().with_count_only()))
             .await?;
         Ok(resp.header().map_or(0, |h| h.revision()))
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Stored>, StoreError> {
-        let resp = self.kv().get(key, None).await?;
+        let (mut kv, _permit) = self.kv().await;
+        let resp = kv.get(key, None).await?;
         match resp.kvs().first() {
             Some(kv) => Ok(Some(decode(kv)?)),
             None => Ok(None),
@@ -201,7 +215,8 @@ impl Store {
         if limit > 0 {
             opts = opts.with_limit(limit);
         }
-        let resp = self.kv().get(from, Some(opts)).await?;
+        let (mut kv, _permit) = self.kv().await;
+        let resp = kv.get(from, Some(opts)).await?;
         let items = resp.kvs().iter().map(decode).collect::<Result<Vec<_>>>()?;
         // etcd's header carries its current revision even for a read at an older one;
         // a read at a fixed revision was served at that revision (a continued list keeps
@@ -233,7 +248,8 @@ impl Store {
         if revision > 0 {
             opts = opts.with_revision(revision);
         }
-        self.kv().get(start.unwrap_or(prefix), Some(opts)).await
+        let (mut kv, _permit) = self.kv().await;
+        kv.get(start.unwrap_or(prefix), Some(opts)).await
     }
 
     /// Creates `key` only if it does not exist.
@@ -241,7 +257,8 @@ impl Store {
         let txn = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key, encode(obj)?, None)]);
-        let resp = self.kv().txn(txn).await?;
+        let (mut kv, _permit) = self.kv().await;
+        let resp = kv.txn(txn).await?;
         if !resp.succeeded() {
             return Ok(WriteOutcome::Conflict);
         }
@@ -260,7 +277,8 @@ impl Store {
         let txn = Txn::new()
             .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
             .and_then([TxnOp::put(key, encode(obj)?, None)]);
-        let resp = self.kv().txn(txn).await?;
+        let (mut kv, _permit) = self.kv().await;
+        let resp = kv.txn(txn).await?;
         if !resp.succeeded() {
             return Ok(WriteOutcome::Conflict);
         }
@@ -274,7 +292,8 @@ impl Store {
         let txn = Txn::new()
             .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
             .and_then([TxnOp::delete(key, None)]);
-        let resp = self.kv().txn(txn).await?;
+        let (mut kv, _permit) = self.kv().await;
+        let resp = kv.txn(txn).await?;
         if !resp.succeeded() {
             return Ok(WriteOutcome::Conflict);
         }

@@ -5,16 +5,25 @@
 //!
 //! 1. create throughput: `--clients` concurrent HTTP/2 clients (one connection each,
 //!    as separate client-go processes) create `--objects` 1 KiB ConfigMaps through the
-//!    apiserver; the same payloads go straight into etcd first (etcd-client, same
+//!    apiserver; the same payloads go straight into etcd (etcd-client, same
 //!    concurrency, the same `create if absent` transaction the apiserver uses, keys laid
 //!    out as `/registry/configmaps/<ns>/<name>` under a root of their own so they never
-//!    become API objects).
+//!    become API objects). The two sides alternate in [`CREATE_ROUNDS`] rounds so that
+//!    neither meets a larger etcd than the other.
 //! 2. LIST of `--pods` realistic pods (a Deployment's pod with status, ~3 KiB, written
-//!    straight into etcd), consistent reads (`resourceVersion` unset), `--lists` times.
+//!    straight into etcd), consistent reads (`resourceVersion` unset), `--lists` times,
+//!    one after the other on one HTTP/2 connection, each timed until its whole body has
+//!    arrived (not decoded); then as many at `resourceVersion=0`.
 //! 3. watch fan-out: `--watchers` watchers (one HTTP/2 connection each) on those pods,
 //!    `--updates` pod updates by `--writers` concurrent writers; latency from a write's
-//!    acknowledgement (its response) to each watcher's receipt of the event.
+//!    acknowledgement (its response) to each watcher's receipt of the event (0 when the
+//!    event arrives first). Watchers find the event's resourceVersion by a byte search
+//!    instead of decoding it, so the load generator stays out of the figure.
 //! 4. the apiserver's resident memory (VmRSS) with the ConfigMaps cached.
+//!
+//! Below the table: CPU time per operation of etcd, the apiserver and this client
+//! (`/proc/<pid>/stat`), and etcd's WAL fsyncs per create run (its metrics): on a small
+//! machine they say what bounds the throughput.
 //!
 //! Every loop is bounded by a count and every phase by [`PHASE_LIMIT`]; both processes
 //! are stopped by pid when the cluster is dropped.
@@ -49,6 +58,11 @@ struct Params {
     watchers: usize,
     updates: usize,
     writers: usize,
+    /// Print every list latency.
+    verbose: bool,
+    /// Extra kadm-apiserver flags (`--apiserver-arg=--etcd-connections=4`), to compare
+    /// tunings in one place.
+    apiserver_args: Vec<String>,
 }
 
 impl Params {
@@ -61,9 +75,19 @@ impl Params {
             watchers: 200,
             updates: 2_000,
             writers: 8,
+            verbose: false,
+            apiserver_args: Vec::new(),
         };
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
+            if a == "--verbose" {
+                p.verbose = true;
+                continue;
+            }
+            if let Some(flag) = a.strip_prefix("--apiserver-arg=") {
+                p.apiserver_args.push(flag.to_string());
+                continue;
+            }
             if a == "--quick" {
                 p = Params {
                     objects: 2_000,
@@ -77,7 +101,7 @@ impl Params {
             }
             if a == "-h" || a == "--help" {
                 println!(
-                    "kadm-bench [--quick] [--objects N] [--clients N] [--pods N] [--lists N] [--watchers N] [--updates N] [--writers N]"
+                    "kadm-bench [--quick] [--verbose] [--apiserver-arg=FLAG]... [--objects N] [--clients N] [--pods N] [--lists N] [--watchers N] [--updates N] [--writers N]"
                 );
                 std::process::exit(0);
             }
@@ -266,6 +290,111 @@ impl Cpu {
     }
 }
 
+/// etcd's WAL fsyncs so far: (count, total seconds), from its metrics listener.
+async fn etcd_fsyncs(etcd_pid: u32) -> (f64, f64) {
+    let port = std::fs::read(format!("/proc/{etcd_pid}/cmdline"))
+        .ok()
+        .and_then(|c| {
+            let args: Vec<String> = c
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let i = args.iter().position(|a| a == "--listen-metrics-urls")?;
+            args.get(i + 1)?.rsplit(':').next()?.parse::<u16>().ok()
+        });
+    let Some(port) = port else { return (0.0, 0.0) };
+    let text = async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .await?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await?;
+        anyhow::Ok(String::from_utf8_lossy(&buf).into_owned())
+    };
+    let text = match tokio::time::timeout(Duration::from_secs(5), text).await {
+        Ok(Ok(t)) => t,
+        _ => return (0.0, 0.0),
+    };
+    let get = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        get("etcd_disk_wal_fsync_duration_seconds_count"),
+        get("etcd_disk_wal_fsync_duration_seconds_sum"),
+    )
+}
+
+fn fsync_summary(before: (f64, f64), after: (f64, f64), writes: usize) -> String {
+    let n = after.0 - before.0;
+    format!(
+        "etcd WAL fsyncs: {n:.0} ({:.1} writes each, mean {:.1} ms)",
+        writes as f64 / n.max(1.0),
+        (after.1 - before.1) * 1000.0 / n.max(1.0)
+    )
+}
+
+/// Rounds the create phase alternates between etcd and the apiserver.
+const CREATE_ROUNDS: usize = 4;
+
+/// One side of the create comparison, summed over its rounds.
+#[derive(Default)]
+struct Side {
+    lat: Vec<Duration>,
+    took: Duration,
+    ops: usize,
+    /// CPU seconds of etcd, the apiserver and this process during the side's rounds.
+    cpu: (f64, f64, f64),
+    /// etcd WAL fsyncs (count, seconds) during the side's rounds.
+    fsyncs: (f64, f64),
+}
+
+impl Side {
+    async fn measure(
+        &mut self,
+        etcd: u32,
+        apiserver: u32,
+        ops: usize,
+        run: impl std::future::Future<Output = anyhow::Result<(Vec<Duration>, Duration)>>,
+    ) -> anyhow::Result<()> {
+        let cpu0 = Cpu::sample(etcd, apiserver);
+        let fs0 = etcd_fsyncs(etcd).await;
+        let (lat, took) = run.await?;
+        let cpu1 = Cpu::sample(etcd, apiserver);
+        let fs1 = etcd_fsyncs(etcd).await;
+        self.lat.extend(lat);
+        self.took += took;
+        self.ops += ops;
+        self.cpu.0 += cpu1.etcd - cpu0.etcd;
+        self.cpu.1 += cpu1.apiserver - cpu0.apiserver;
+        self.cpu.2 += cpu1.bench - cpu0.bench;
+        self.fsyncs.0 += fs1.0 - fs0.0;
+        self.fsyncs.1 += fs1.1 - fs0.1;
+        Ok(())
+    }
+
+    fn stats(self) -> Stats {
+        stats(self.lat, self.took)
+    }
+
+    fn cpu_summary(&self) -> String {
+        let us = |s: f64| s * 1e6 / self.ops.max(1) as f64;
+        format!(
+            "CPU/op: etcd {:.0} µs, apiserver {:.0} µs, client {:.0} µs",
+            us(self.cpu.0),
+            us(self.cpu.1),
+            us(self.cpu.2)
+        )
+    }
+
+    fn fsync_summary(&self) -> String {
+        fsync_summary((0.0, 0.0), self.fsyncs, self.ops)
+    }
+}
+
 /// `VmRSS` and `VmHWM` of a process, in MiB.
 fn memory_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -422,6 +551,7 @@ async fn run() -> anyhow::Result<bool> {
     println!("kadm-bench: {}", machine());
     println!("parameters: {p:?}");
     let cluster = TestCluster::start_with(Options {
+        apiserver_args: p.apiserver_args.clone(),
         apiserver_log: Some("info".into()),
         quiet: true,
         ..Options::default()
@@ -438,150 +568,91 @@ async fn run() -> anyhow::Result<bool> {
     create_namespace(&admin, POD_NAMESPACE).await?;
     let etcd = etcd(&cluster).await?;
 
-    // 1. create throughput: straight into etcd, then through the apiserver.
+    // 1. create throughput: straight into etcd and through the apiserver, in alternating
+    // rounds, so both sides meet the same etcd (its database and revision history grow
+    // with every write, and a later side would pay for the earlier one's keys).
     let n = p.objects;
     let etcd_pid = cluster.etcd_pid();
-    let cpu0 = Cpu::sample(etcd_pid, pid);
-    let kv = etcd.kv_client();
-    let (lat, took) = bounded(
-        "creates straight into etcd",
-        run_concurrently(n, p.clients, move |_, i| {
-            let mut kv = kv.clone();
-            async move {
-                let key = format!("{RAW_ROOT}/registry/configmaps/{CM_NAMESPACE}/cm-{i:05}");
-                let txn = Txn::new()
-                    .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-                    .and_then([TxnOp::put(key, configmap(i), None)]);
-                let r = kv.txn(txn).await?;
-                anyhow::ensure!(r.succeeded(), "key {i} existed");
-                Ok(())
-            }
-        }),
-    )
-    .await?;
-    let raw = stats(lat, took);
-    let raw_cpu = Cpu::sample(etcd_pid, pid).per_op(cpu0, n);
-    if std::env::var("KADM_BENCH_EXPERIMENT").is_ok_and(|v| v == "1") {
-        let kv = etcd.kv_client();
-        let (lat, took) = run_concurrently(n, p.clients, move |_, i| {
-            let mut kv = kv.clone();
-            async move {
-                kv.get("/registry/namespaces/bench", None).await?;
-                let key = format!("{RAW_ROOT}/x/registry/configmaps/{CM_NAMESPACE}/cm-{i:05}");
-                let txn = Txn::new()
-                    .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-                    .and_then([TxnOp::put(key, configmap(i), None)]);
-                kv.txn(txn).await?;
-                Ok(())
-            }
-        })
-        .await?;
-        let s = stats(lat, took);
-        println!(
-            "EXPERIMENT get+txn: {:.0}/s p50 {} (raw txn {:.0}/s p50 {})",
-            s.rate,
-            ms(s.p50),
-            raw.rate,
-            ms(raw.p50)
-        );
-        let kv = etcd.kv_client();
-        let (lat, took) = run_concurrently(n, p.clients, move |_, i| {
-            let mut kv = kv.clone();
-            async move {
-                kv.get(
-                    "/registry/namespaces/bench",
-                    Some(etcd_client::GetOptions::new().with_serializable()),
-                )
-                .await?;
-                let key = format!("{RAW_ROOT}/y/registry/configmaps/{CM_NAMESPACE}/cm-{i:05}");
-                let txn = Txn::new()
-                    .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-                    .and_then([TxnOp::put(key, configmap(i), None)]);
-                kv.txn(txn).await?;
-                Ok(())
-            }
-        })
-        .await?;
-        let s = stats(lat, took);
-        println!(
-            "EXPERIMENT serializable get+txn: {:.0}/s p50 {}",
-            s.rate,
-            ms(s.p50)
-        );
-        let read = |p: std::path::PathBuf| std::fs::read(p).unwrap_or_default();
-        let tls = TlsOptions::new()
-            .ca_certificate(Certificate::from_pem(read(cluster.etcd_ca_path())))
-            .identity(Identity::from_pem(
-                read(cluster.etcd_client_cert_path()),
-                read(cluster.etcd_client_key_path()),
-            ));
-        let like_apiserver = Client::connect(
-            [cluster.etcd_endpoint()],
-            Some(
-                ConnectOptions::new()
-                    .with_connect_timeout(Duration::from_secs(5))
-                    .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
-                    .with_tls(tls),
-            ),
-        )
-        .await?;
-        let kv = like_apiserver.kv_client();
-        let (lat, took) = run_concurrently(n, p.clients, move |_, i| {
-            let mut kv = kv.clone();
-            async move {
-                kv.get("/registry/namespaces/bench", None).await?;
-                let key = format!("/registry/configmaps/{CM_NAMESPACE}/zz-{i:05}");
-                let txn = Txn::new()
-                    .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-                    .and_then([TxnOp::put(key, configmap(i), None)]);
-                kv.txn(txn).await?;
-                Ok(())
-            }
-        })
-        .await?;
-        let s = stats(lat, took);
-        println!(
-            "EXPERIMENT apiserver-like client get+txn under /registry: {:.0}/s p50 {}",
-            s.rate,
-            ms(s.p50)
-        );
-        return Ok(false);
+    let mut clients = Vec::new();
+    for _ in 0..p.clients {
+        clients.push(cluster.h2(Windows::GENEROUS).await?);
     }
+    let clients = Arc::new(clients);
+    let path = format!("/api/v1/namespaces/{CM_NAMESPACE}/configmaps");
+    let mut raw_side = Side::default();
+    let mut api_side = Side::default();
+    for round in 0..CREATE_ROUNDS {
+        let from = n * round / CREATE_ROUNDS;
+        let count = n * (round + 1) / CREATE_ROUNDS - from;
+        let kv = etcd.kv_client();
+        raw_side
+            .measure(etcd_pid, pid, count, async {
+                bounded(
+                    "creates straight into etcd",
+                    run_concurrently(count, p.clients, move |_, i| {
+                        let mut kv = kv.clone();
+                        let i = from + i;
+                        async move {
+                            let key =
+                                format!("{RAW_ROOT}/registry/configmaps/{CM_NAMESPACE}/cm-{i:05}");
+                            let txn = Txn::new()
+                                .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                                .and_then([TxnOp::put(key, configmap(i), None)]);
+                            let r = kv.txn(txn).await?;
+                            anyhow::ensure!(r.succeeded(), "key {i} existed");
+                            Ok(())
+                        }
+                    }),
+                )
+                .await
+            })
+            .await?;
+        let clients = clients.clone();
+        let path = path.clone();
+        api_side
+            .measure(etcd_pid, pid, count, async {
+                bounded(
+                    "creates through the apiserver",
+                    run_concurrently(count, p.clients, move |w, i| {
+                        let c = clients[w].clone();
+                        let path = path.clone();
+                        let i = from + i;
+                        async move {
+                            let r = c
+                                .request(
+                                    Method::POST,
+                                    &path,
+                                    Some("application/json"),
+                                    configmap(i),
+                                )
+                                .await?;
+                            anyhow::ensure!(
+                                r.status == 201,
+                                "create {i}: {} {}",
+                                r.status,
+                                r.text()
+                            );
+                            Ok(())
+                        }
+                    }),
+                )
+                .await
+            })
+            .await?;
+    }
+    drop(clients);
     etcd.kv_client()
         .delete(
             RAW_ROOT,
             Some(etcd_client::DeleteOptions::new().with_prefix()),
         )
         .await?;
-
-    let mut clients = Vec::new();
-    for _ in 0..p.clients {
-        clients.push(cluster.h2(Windows::GENEROUS).await?);
-    }
-    let clients = Arc::new(clients);
-    let cpu1 = Cpu::sample(etcd_pid, pid);
-    let path = format!("/api/v1/namespaces/{CM_NAMESPACE}/configmaps");
-    let (lat, took) = {
-        let clients = clients.clone();
-        bounded(
-            "creates through the apiserver",
-            run_concurrently(n, p.clients, move |w, i| {
-                let c = clients[w].clone();
-                let path = path.clone();
-                async move {
-                    let r = c
-                        .request(Method::POST, &path, Some("application/json"), configmap(i))
-                        .await?;
-                    anyhow::ensure!(r.status == 201, "create {i}: {} {}", r.status, r.text());
-                    Ok(())
-                }
-            }),
-        )
-        .await?
-    };
-    let api = stats(lat, took);
-    let api_cpu = Cpu::sample(etcd_pid, pid).per_op(cpu1, n);
-    drop(clients);
+    let raw_cpu = raw_side.cpu_summary();
+    let raw_fsync = raw_side.fsync_summary();
+    let api_cpu = api_side.cpu_summary();
+    let api_fsync = api_side.fsync_summary();
+    let raw = raw_side.stats();
+    let api = api_side.stats();
 
     // 4. memory with the ConfigMaps cached (a consistent list proves the cache has them).
     let r = admin
@@ -619,49 +690,54 @@ async fn run() -> anyhow::Result<bool> {
     let pod_bytes = serde_json::to_vec(&pod(0))?.len();
     let lister = cluster.h2(Windows::GENEROUS).await?;
     let pods_path = format!("/api/v1/namespaces/{POD_NAMESPACE}/pods");
-    let first = lister.get(&pods_path).await?;
-    anyhow::ensure!(first.status == 200, "list pods: {}", first.status);
-    let parsed = first.json()?;
-    let items = parsed["items"].as_array().map_or(0, Vec::len);
-    anyhow::ensure!(items == p.pods, "the list has {items} pods, not {}", p.pods);
-    let list_rv: i64 = parsed["metadata"]["resourceVersion"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .context("list resourceVersion")?;
-    let list_size = first.body.len();
-    drop(parsed);
+    // One list to warm up (and to wait for the cache to hold every pod).
+    let (status, list_size) = lister.get_counted(&pods_path).await?;
+    anyhow::ensure!(status == 200, "list pods: {status}");
     let mut lat = Vec::new();
     let started = Instant::now();
     bounded("lists", async {
         for _ in 0..p.lists {
             let t = Instant::now();
-            let r = lister.get(&pods_path).await?;
-            anyhow::ensure!(
-                r.status == 200 && r.body.len() > list_size / 2,
-                "list: {}",
-                r.status
-            );
+            let (status, len) = lister.get_counted(&pods_path).await?;
+            anyhow::ensure!(status == 200 && len > list_size / 2, "list: {status}");
             lat.push(t.elapsed());
         }
         Ok(())
     })
     .await?;
+    if p.verbose {
+        println!(
+            "list latencies (ms, in order): {:?}",
+            lat.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
+        );
+    }
     let lists = stats(lat, started.elapsed());
     let mut lat0 = Vec::new();
     let started = Instant::now();
     bounded("lists at resourceVersion=0", async {
         for _ in 0..p.lists {
             let t = Instant::now();
-            let r = lister
-                .get(&format!("{pods_path}?resourceVersion=0"))
+            let (status, _) = lister
+                .get_counted(&format!("{pods_path}?resourceVersion=0"))
                 .await?;
-            anyhow::ensure!(r.status == 200, "list: {}", r.status);
+            anyhow::ensure!(status == 200, "list: {status}");
             lat0.push(t.elapsed());
         }
         Ok(())
     })
     .await?;
     let lists0 = stats(lat0, started.elapsed());
+    // The answer itself: every pod, and the revision the watchers start from.
+    let full = lister.get(&pods_path).await?;
+    let parsed = full.json()?;
+    let items = parsed["items"].as_array().map_or(0, Vec::len);
+    anyhow::ensure!(items == p.pods, "the list has {items} pods, not {}", p.pods);
+    let list_rv: i64 = parsed["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .context("list resourceVersion")?;
+    drop(parsed);
+    drop(full);
 
     // 3. watch fan-out.
     let cpu_watch = Cpu::sample(etcd_pid, pid);
@@ -824,8 +900,8 @@ async fn run() -> anyhow::Result<bool> {
         n, p.pods, p.watchers, rss_end, hwm_end
     );
     println!();
-    println!("create straight into etcd: {raw_cpu}");
-    println!("create through kadm-apiserver: {api_cpu}");
+    println!("create straight into etcd: {raw_cpu}; {raw_fsync}");
+    println!("create through kadm-apiserver: {api_cpu}; {api_fsync}");
     println!("watch fan-out, per update (incl. watcher set-up): {fanout_cpu}");
     println!(
         "load average at the end: {}",
