@@ -15,13 +15,14 @@ BUILD_PACKAGES := protobuf-compiler build-essential pkg-config
 # Packages the tests need (openssl is used to cross-check certificates).
 TEST_PACKAGES := openssl curl
 
-.PHONY: up test deps test-deps build build-debug lint unit down clean help bench-api
+.PHONY: up test deps test-deps build build-debug lint unit down clean help bench-api bench-scheduler
 
 help:
 	@echo "make up     install what is missing, build, and start a local control plane (kadm init)"
 	@echo "make test   install what tests need and run every test (lint, unit, integration)"
 	@echo "make down   kadm reset --yes"
 	@echo "make bench-api  the API benchmark (docs/benchmarks.md)"
+	@echo "make bench-scheduler  the scheduler benchmark on hollow nodes (docs/benchmarks.md)"
 
 ## deps: install missing Debian packages without letting distro services start
 deps:
@@ -64,6 +65,10 @@ test: test-deps lint unit
 bench-api: test-deps
 	$(CARGO) build --release -p kadm-apiserver -p kadm-e2e --bins
 	$(RELEASE_DIR)/kadm-bench $(BENCH_ARGS)
+
+bench-scheduler: test-deps
+	$(CARGO) build --release -p kadm-apiserver -p kadm-scheduler -p kadm-e2e --bins
+	$(RELEASE_DIR)/kadm-bench-scheduler $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean

@@ -219,6 +219,23 @@ pub fn control_plane_components(opts: &InitOptions) -> SupervisorConfig {
             stop_timeout_seconds: 10,
         });
     }
+    if opts.binaries_dir.join("kadm-scheduler").exists() {
+        components.push(ComponentConfig {
+            name: "kadm-scheduler".into(),
+            command: l.bin_dir.join("kadm-scheduler"),
+            args: vec![
+                format!(
+                    "--kubeconfig={}",
+                    s(&l.etc_dir.join(kubeconfig::SCHEDULER_CONF))
+                ),
+                format!("--secure-port={}", p.scheduler),
+            ],
+            env: Default::default(),
+            readiness: Some(Readiness::Tcp(format!("127.0.0.1:{}", p.scheduler))),
+            readiness_timeout_seconds: 60,
+            stop_timeout_seconds: 10,
+        });
+    }
     SupervisorConfig {
         log_dir: l.log_dir.clone(),
         run_dir: l.run_dir.clone(),
@@ -269,7 +286,14 @@ pub async fn init(opts: &InitOptions, progress: &dyn Progress) -> Result<InitOut
             vec![]
         } else {
             let p = l.ports;
-            vec![p.apiserver, p.etcd_client, p.etcd_peer, p.etcd_metrics]
+            vec![
+                p.apiserver,
+                p.etcd_client,
+                p.etcd_peer,
+                p.etcd_metrics,
+                p.controller_manager,
+                p.scheduler,
+            ]
         },
         binaries,
         node_name: opts.node_name.clone(),

@@ -9,7 +9,12 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 
 /// The binaries a control-plane host runs (besides etcd, which comes from the distribution).
-pub const CONTROL_PLANE_BINARIES: &[&str] = &["kadm", "kadm-apiserver", "kadm-controller-manager"];
+pub const CONTROL_PLANE_BINARIES: &[&str] = &[
+    "kadm",
+    "kadm-apiserver",
+    "kadm-controller-manager",
+    "kadm-scheduler",
+];
 
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut f = std::fs::File::open(path).map_err(Error::io("open", path))?;

@@ -29,6 +29,7 @@ pub struct Ports {
     pub etcd_peer: u16,
     pub etcd_metrics: u16,
     pub controller_manager: u16,
+    pub scheduler: u16,
 }
 
 impl Default for Ports {
@@ -39,6 +40,7 @@ impl Default for Ports {
             etcd_peer: 2380,
             etcd_metrics: 2381,
             controller_manager: 10257,
+            scheduler: 10259,
         }
     }
 }

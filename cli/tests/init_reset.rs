@@ -16,12 +16,12 @@ fn free_port() -> u16 {
 
 struct Host {
     root: tempfile::TempDir,
-    ports: [u16; 5],
+    ports: [u16; 6],
 }
 
 impl Host {
     fn new() -> Host {
-        let mut ports = [0u16; 5];
+        let mut ports = [0u16; 6];
         for i in 0..ports.len() {
             let mut candidate = free_port();
             while ports.contains(&candidate) {
@@ -36,7 +36,7 @@ impl Host {
     }
 
     fn flags(&self) -> Vec<String> {
-        let [api, client, peer, metrics, cm] = self.ports;
+        let [api, client, peer, metrics, cm, sched] = self.ports;
         vec![
             format!("--prefix={}", self.root.path().display()),
             format!("--apiserver-port={api}"),
@@ -44,6 +44,7 @@ impl Host {
             format!("--etcd-peer-port={peer}"),
             format!("--etcd-metrics-port={metrics}"),
             format!("--controller-manager-port={cm}"),
+            format!("--scheduler-port={sched}"),
         ]
     }
 

@@ -519,6 +519,39 @@ impl TestCluster {
         RawClient::new(self.apiserver_addr(), &self.ca_cert_path(), None)
     }
 
+    /// Writes a kubeconfig for a client certificate naming `user` (CN) and `group` (O, at
+    /// most one: the certificate issuer keeps one) — any identity, for authorization tests.
+    pub fn kubeconfig_for(&self, user: &str, group: Option<&str>) -> anyhow::Result<PathBuf> {
+        let orgs: Vec<&str> = group.into_iter().collect();
+        let (cert, key) = self
+            .pki
+            .issue_client_cert(user, &orgs, std::time::Duration::from_secs(3600))
+            .context("issue client certificate")?;
+        let ca = std::fs::read_to_string(self.ca_cert_path()).context("read cluster ca")?;
+        let kc =
+            kadm_bootstrap::kubeconfig::build("kadm", &self.server_url(), &ca, user, &cert, &key);
+        let path = self
+            .root
+            .join(format!("{}.kubeconfig", user.replace([':', '/'], "_")));
+        kadm_bootstrap::kubeconfig::write_kubeconfig(&path, &kc).context("write kubeconfig")?;
+        Ok(path)
+    }
+
+    /// A kube-rs client authenticating as `user` (and `group`), see [`Self::kubeconfig_for`].
+    pub async fn kube_client_for(
+        &self,
+        user: &str,
+        group: Option<&str>,
+    ) -> anyhow::Result<kube::Client> {
+        let path = self.kubeconfig_for(user, group)?;
+        let kc = kube::config::Kubeconfig::read_from(&path).context("read kubeconfig")?;
+        let cfg =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .context("kube config")?;
+        kube::Client::try_from(cfg).context("build kube client")
+    }
+
     /// A kube-rs client from the admin kubeconfig.
     pub async fn kube_client(&self) -> anyhow::Result<kube::Client> {
         let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)

@@ -10,8 +10,10 @@
 //! The apiserver binary is the workspace's own build (`target/<profile>/kadm-apiserver`);
 //! build it first (`make test` does, or `cargo build -p kadm-apiserver`).
 
+pub mod bench;
 pub mod cluster;
 pub mod h2;
+pub mod hollow;
 pub mod http;
 pub mod kubectl;
 pub mod ports;

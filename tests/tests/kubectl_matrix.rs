@@ -268,6 +268,10 @@ async fn start_controller_manager(cluster: &TestCluster) -> anyhow::Result<Proce
         port.to_string().into(),
         "--leader-elect-identity".into(),
         format!("kubectl-matrix_{}", std::process::id()).into(),
+        // Only what the cascades need: workload controllers would turn the session's
+        // Deployment and ReplicaSet into pods and events that the expected output lacks.
+        "--controllers".into(),
+        "namespace,garbagecollector".into(),
     ];
     let log = cluster.dir().join("controller-manager.log");
     let mut process = Process::spawn(

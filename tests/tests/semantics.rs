@@ -749,3 +749,34 @@ async fn deployment_scale_subresource_reads_and_patches_replicas() -> anyhow::Re
     assert_eq!(api_code(&err), Some(422), "{err}");
     Ok(())
 }
+
+/// Regression: an events.k8s.io/v1 Event was validated in its stored core/v1 form as an
+/// events.k8s.io Event, so every create failed with 400 "does not decode as Event".
+#[tokio::test]
+async fn events_k8s_io_events_are_created_and_read_back_as_core_events() -> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    create_namespace(&cluster, "ev").await?;
+    let client = cluster.kube_client().await?;
+    let new: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "ev");
+    let event: k8s_openapi::api::events::v1::Event = serde_json::from_value(json!({
+        "metadata": {"name": "web.1"},
+        "eventTime": "2025-01-01T00:00:00.000000Z",
+        "reportingController": "statefulset-controller",
+        "reportingInstance": "host-1",
+        "action": "Create",
+        "reason": "SuccessfulCreate",
+        "note": "create Pod web-0 in StatefulSet web successful",
+        "type": "Normal",
+        "regarding": {"apiVersion": "apps/v1", "kind": "StatefulSet", "namespace": "ev", "name": "web", "uid": "u-1"},
+    }))?;
+    let created = new.create(&PostParams::default(), &event).await?;
+    assert_eq!(created.reason.as_deref(), Some("SuccessfulCreate"));
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client, "ev");
+    let stored = core.get("web.1").await?;
+    assert_eq!(
+        stored.message.as_deref(),
+        Some("create Pod web-0 in StatefulSet web successful")
+    );
+    assert_eq!(stored.involved_object.name.as_deref(), Some("web"));
+    Ok(())
+}

@@ -23,6 +23,8 @@ pub struct HostFlags {
     pub etcd_metrics_port: u16,
     #[arg(long, default_value_t = 10257, hide = true)]
     pub controller_manager_port: u16,
+    #[arg(long, default_value_t = 10259, hide = true)]
+    pub scheduler_port: u16,
 }
 
 impl HostFlags {
@@ -37,6 +39,7 @@ impl HostFlags {
             etcd_peer: self.etcd_peer_port,
             etcd_metrics: self.etcd_metrics_port,
             controller_manager: self.controller_manager_port,
+            scheduler: self.scheduler_port,
         };
         l
     }

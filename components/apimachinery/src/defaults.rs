@@ -34,6 +34,11 @@ pub fn apply(res: &ResourceInfo, obj: &mut Value) {
                 service_spec(spec);
             }
         }
+        ("", "PersistentVolumeClaim") => {
+            if let Some(spec) = obj_at(obj, "spec") {
+                default(spec, "volumeMode", json!("Filesystem"));
+            }
+        }
         ("", "Secret") => {
             if let Some(m) = obj.as_object_mut() {
                 default(m, "type", json!("Opaque"));

@@ -188,6 +188,19 @@ static RESOURCES: &[ResourceInfo] = &[
         ..r("", "v1", "Endpoints", "endpoints", "endpoints", NS)
     },
     ResourceInfo {
+        short_names: &["pvc"],
+        subresources: &["status"],
+        has_status: true,
+        ..r(
+            "",
+            "v1",
+            "PersistentVolumeClaim",
+            "persistentvolumeclaims",
+            "persistentvolumeclaim",
+            NS,
+        )
+    },
+    ResourceInfo {
         short_names: &["cm"],
         ..r("", "v1", "ConfigMap", "configmaps", "configmap", NS)
     },
@@ -252,6 +265,15 @@ static RESOURCES: &[ResourceInfo] = &[
         has_status: true,
         ..r("apps", "v1", "DaemonSet", "daemonsets", "daemonset", NS)
     },
+    // The history of DaemonSet and StatefulSet templates (`kubectl rollout history/undo`).
+    r(
+        "apps",
+        "v1",
+        "ControllerRevision",
+        "controllerrevisions",
+        "controllerrevision",
+        NS,
+    ),
     ResourceInfo {
         categories: ALL,
         subresources: &["status"],
@@ -433,6 +455,28 @@ mod tests {
         let core = lookup("", "v1", "events").expect("core events");
         let new = lookup("events.k8s.io", "v1", "events").expect("events.k8s.io");
         assert_eq!(core.etcd_key("a", "b"), new.etcd_key("a", "b"));
+    }
+
+    #[test]
+    fn workload_history_and_claims_are_served_where_kubernetes_keeps_them() {
+        let cr = lookup("apps", "v1", "controllerrevisions").expect("controllerrevisions");
+        assert_eq!(cr.kind, "ControllerRevision");
+        assert!(cr.namespaced() && !cr.has_status && cr.subresources.is_empty());
+        assert_eq!(
+            cr.etcd_key("ns", "web-7d4b9c"),
+            "/registry/controllerrevisions/ns/web-7d4b9c"
+        );
+        let pvc = lookup("", "v1", "persistentvolumeclaims").expect("pvcs");
+        assert_eq!(pvc.short_names, &["pvc"]);
+        assert!(pvc.has_status && pvc.has_subresource("status"));
+        assert_eq!(
+            pvc.etcd_key("ns", "www-web-0"),
+            "/registry/persistentvolumeclaims/ns/www-web-0"
+        );
+        assert_eq!(
+            lookup_kind("v1", "PersistentVolumeClaim").map(|r| r.plural),
+            Some("persistentvolumeclaims")
+        );
     }
 
     #[test]

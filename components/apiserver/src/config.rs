@@ -32,6 +32,18 @@ pub struct Config {
     pub advertise_address: Option<IpAddr>,
     #[arg(long, default_value = "10.96.0.0/12")]
     pub service_cluster_ip_range: String,
+    /// Seconds every pod tolerates `node.kubernetes.io/not-ready:NoExecute` unless it says
+    /// otherwise (DefaultTolerationSeconds admission).
+    #[arg(long, default_value_t = crate::admission::DEFAULT_TOLERATION_SECONDS)]
+    pub default_not_ready_toleration_seconds: i64,
+    /// Seconds every pod tolerates `node.kubernetes.io/unreachable:NoExecute` unless it says
+    /// otherwise (DefaultTolerationSeconds admission).
+    #[arg(long, default_value_t = crate::admission::DEFAULT_TOLERATION_SECONDS)]
+    pub default_unreachable_toleration_seconds: i64,
+    /// Authorization modes, asked in order; the first with an opinion decides
+    /// (`AlwaysAllow`, `AlwaysDeny`, `RBAC`). Members of `system:masters` are always allowed.
+    #[arg(long, value_delimiter = ',', default_value = "RBAC", value_parser = crate::authz::Mode::parse)]
+    pub authorization_mode: Vec<crate::authz::Mode>,
     /// Largest request body accepted, in bytes (Kubernetes: 3 MiB).
     #[arg(long, default_value_t = 3 * 1024 * 1024)]
     pub max_request_body_bytes: usize,

@@ -5,6 +5,8 @@
 //! guarded etcd transaction; lists and watches from the [`cache`]) → a JSON object,
 //! list, table, stream or `Status`.
 
+pub mod admission;
+pub mod authz;
 pub mod bootstrap;
 pub mod cache;
 pub mod config;
@@ -12,6 +14,7 @@ pub mod discovery;
 pub mod error;
 pub mod handlers;
 pub mod openapi;
+pub mod partial;
 pub mod request;
 pub mod response;
 pub mod server;

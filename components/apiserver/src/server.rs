@@ -29,6 +29,10 @@ pub struct State {
     pub cache: Arc<WatchCache>,
     pub advertise: String,
     pub max_body: usize,
+    /// Mutating admission (DefaultTolerationSeconds).
+    pub admission: crate::admission::Admission,
+    /// Who may do what (`--authorization-mode`).
+    pub authz: crate::authz::Authorizer,
 }
 
 /// Paths anyone may read without credentials, as Kubernetes' `system:public-info-viewer` allows.
@@ -63,6 +67,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
     })
     .await?;
     crate::bootstrap::ensure_system_namespaces(&store).await?;
+    crate::authz::policy::ensure(&store).await?;
     let cache = WatchCache::new(
         store.clone(),
         CacheConfig {
@@ -71,6 +76,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         },
     );
     cache.start();
+    crate::authz::aggregation::start(store.clone(), cache.clone());
     // The OpenAPI documents take a moment to build: do it before the first kubectl asks.
     tokio::task::spawn_blocking(crate::openapi::warm);
     let addr = SocketAddr::new(cfg.bind_address, cfg.secure_port);
@@ -91,11 +97,17 @@ pub async fn start(cfg: Config) -> Result<Running> {
         } else {
             local.ip()
         });
+    let authz = crate::authz::Authorizer::new(cfg.authorization_mode.clone(), cache.clone());
     let state = Arc::new(State {
         store,
+        authz,
         cache,
         advertise: SocketAddr::new(advertise_ip, local.port()).to_string(),
         max_body: cfg.max_request_body_bytes,
+        admission: crate::admission::Admission {
+            not_ready_toleration_seconds: cfg.default_not_ready_toleration_seconds,
+            unreachable_toleration_seconds: cfg.default_unreachable_toleration_seconds,
+        },
     });
     let (tx, rx) = tokio::sync::watch::channel(false);
     let acceptor = TlsAcceptor::from(tls_cfg);
@@ -214,6 +226,7 @@ async fn route(
     method: &Method,
     query: Query,
 ) -> Response<Body> {
+    let anonymous_public = user.is_none();
     let user = match user {
         Some(u) => u,
         None if is_public(path) => UserInfo {
@@ -227,10 +240,50 @@ async fn route(
             return response::error(&ApiError::unauthorized());
         }
     };
+    let user =
+        match crate::authz::impersonation::impersonate(&state.authz, &user, req.headers()).await {
+            Ok(Some(impersonated)) => impersonated,
+            Ok(None) => user,
+            Err(e) => return response::error(&e),
+        };
+    if let Some(review) = crate::authz::review::Review::from_path(path) {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = match read_body(req, state.max_body).await {
+            Ok(b) => b,
+            Err(e) => return response::error(&e),
+        };
+        return crate::authz::review::handle(
+            &state.authz,
+            &user,
+            review,
+            method,
+            &content_type,
+            &body,
+        )
+        .await;
+    }
     let target = match request::parse(method, path, query.bool("watch")) {
         Ok(t) => t,
         Err(e) => return response::error(&e),
     };
+    // Anonymous requests reach only the public health and version paths (above).
+    if !anonymous_public {
+        let attrs = match &target {
+            Target::Resource(rr) => crate::authz::Attributes::resource(&user, rr, &query),
+            Target::NonResource(_) | Target::Discovery(_) => {
+                crate::authz::Attributes::non_resource(&user, method, path)
+            }
+        };
+        if let Err(e) = state.authz.allowed(&attrs).await {
+            tracing::debug!(user = %user.name, verb = %attrs.verb, resource = %attrs.resource, path, "forbidden");
+            return response::error(&e);
+        }
+    }
     match target {
         Target::NonResource(p) => non_resource(&state, &p, &query, method, req.headers()).await,
         Target::Discovery(parts) => {

@@ -10,7 +10,11 @@ use serde_json::{Value, json};
 pub fn tracks_generation(res: &ResourceInfo) -> bool {
     matches!(
         (res.group, res.plural),
-        ("apps", _) | ("batch", _) | ("policy", "poddisruptionbudgets")
+        (
+            "apps",
+            "deployments" | "replicasets" | "statefulsets" | "daemonsets"
+        ) | ("batch", _)
+            | ("policy", "poddisruptionbudgets")
     )
 }
 
@@ -40,6 +44,9 @@ pub fn prepare_create(res: &ResourceInfo, obj: &mut Value) {
         meta::remove(obj, "generation");
     }
     defaults::apply(res, obj);
+    if (res.group, res.plural) == ("batch", "jobs") {
+        generate_job_selector(obj);
+    }
     match (res.group, res.plural) {
         ("", "namespaces") => {
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
@@ -49,6 +56,10 @@ pub fn prepare_create(res: &ResourceInfo, obj: &mut Value) {
             let qos = defaults::qos_class(obj);
             obj["status"] = json!({"phase": "Pending", "qosClass": qos});
         }
+        // Kubernetes defaults the phase of a new claim; binding it is the volume controller's.
+        ("", "persistentvolumeclaims") => {
+            obj["status"] = json!({"phase": "Pending"});
+        }
         // A node registers with the status it observed.
         ("", "nodes") => {}
         _ if res.has_status => {
@@ -57,6 +68,58 @@ pub fn prepare_create(res: &ResourceInfo, obj: &mut Value) {
             }
         }
         _ => {}
+    }
+}
+
+/// Labels the Job strategy gives a new Job's pod template, and the selector it derives from
+/// them, so that a Job's pods match that Job only (unless `spec.manualSelector` is true).
+const JOB_NAME_LABELS: [&str; 2] = ["job-name", "batch.kubernetes.io/job-name"];
+/// The uid labels of a Job's pods; the selector matches the second.
+const JOB_UID_LABELS: [&str; 2] = ["controller-uid", "batch.kubernetes.io/controller-uid"];
+
+/// Kubernetes' `generateSelector`: adds the job-name and controller-uid labels to the pod
+/// template (keeping values the client set, which validation then judges) and selects
+/// `batch.kubernetes.io/controller-uid`. Runs after the uid is assigned.
+fn generate_job_selector(obj: &mut Value) {
+    if obj.pointer("/spec/manualSelector") == Some(&json!(true)) {
+        return;
+    }
+    let name = obj.pointer("/metadata/name").cloned().unwrap_or(json!(""));
+    let uid = obj.pointer("/metadata/uid").cloned().unwrap_or(json!(""));
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let template = spec.entry("template").or_insert_with(|| json!({}));
+    if !template.is_object() {
+        return;
+    }
+    let meta = template
+        .as_object_mut()
+        .map(|t| t.entry("metadata").or_insert_with(|| json!({})));
+    if let Some(labels) = meta
+        .and_then(Value::as_object_mut)
+        .map(|m| m.entry("labels").or_insert_with(|| json!({})))
+        .and_then(Value::as_object_mut)
+    {
+        for key in JOB_NAME_LABELS {
+            labels.entry(key).or_insert_with(|| name.clone());
+        }
+        for key in JOB_UID_LABELS {
+            labels.entry(key).or_insert_with(|| uid.clone());
+        }
+    }
+    let selector = spec.entry("selector").or_insert_with(|| json!({}));
+    if selector.is_null() {
+        *selector = json!({});
+    }
+    if let Some(sel) = selector.as_object_mut() {
+        let match_labels = sel.entry("matchLabels").or_insert_with(|| json!({}));
+        if match_labels.is_null() {
+            *match_labels = json!({});
+        }
+        if let Some(m) = match_labels.as_object_mut() {
+            m.entry(JOB_UID_LABELS[1]).or_insert(uid);
+        }
     }
 }
 
@@ -192,11 +255,13 @@ pub fn prepare_update(
         meta::remove(new, "generation");
     }
     if meta::deletion_timestamp(old).is_some() {
-        let added: Vec<String> = meta::finalizers(new)
+        // A set, printed sorted as Go's %#v prints a []string (ValidateNoNewFinalizers).
+        let added: std::collections::BTreeSet<String> = meta::finalizers(new)
             .into_iter()
             .filter(|f| !meta::finalizers(old).contains(f))
             .collect();
         if !added.is_empty() {
+            let listed: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();
             return Err(ApiError::invalid(
                 res.group,
                 res.kind,
@@ -204,7 +269,8 @@ pub fn prepare_update(
                 vec![kadm_apimachinery::Cause::forbidden(
                     "metadata.finalizers",
                     format!(
-                        "no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
+                        "no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                        listed.join(", ")
                     ),
                 )],
             ));
@@ -309,6 +375,59 @@ pub fn grace_period(res: &ResourceInfo, obj: &Value, requested: Option<i64>) -> 
 mod tests {
     use super::*;
     use kadm_apimachinery::registry::lookup;
+
+    #[test]
+    fn new_jobs_get_the_generated_selector_and_template_labels() {
+        let jobs = lookup("batch", "v1", "jobs").expect("jobs");
+        let mut job = json!({"metadata": {"name": "pi", "namespace": "d"},
+            "spec": {"template": {"metadata": {"labels": {"app": "pi", "job-name": "mine"}},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}});
+        prepare_create(jobs, &mut job);
+        let uid = job["metadata"]["uid"].as_str().expect("uid").to_string();
+        assert!(!uid.is_empty());
+        assert_eq!(
+            job["spec"]["selector"],
+            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}})
+        );
+        assert_eq!(
+            job["spec"]["template"]["metadata"]["labels"],
+            json!({"app": "pi", "job-name": "mine", "batch.kubernetes.io/job-name": "pi",
+                "controller-uid": uid, "batch.kubernetes.io/controller-uid": uid})
+        );
+
+        let mut manual = json!({"metadata": {"name": "m", "namespace": "d"},
+            "spec": {"manualSelector": true, "selector": {"matchLabels": {"a": "b"}},
+                "template": {"metadata": {"labels": {"a": "b"}},
+                    "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}});
+        prepare_create(jobs, &mut manual);
+        assert_eq!(
+            manual["spec"]["selector"],
+            json!({"matchLabels": {"a": "b"}})
+        );
+        assert_eq!(
+            manual["spec"]["template"]["metadata"]["labels"],
+            json!({"a": "b"})
+        );
+    }
+
+    #[test]
+    fn new_claims_are_pending_and_revisions_have_no_generation() {
+        let pvc = lookup("", "v1", "persistentvolumeclaims").expect("pvc");
+        let mut claim = json!({"metadata": {"name": "www-web-0", "namespace": "d"},
+            "spec": {"accessModes": ["ReadWriteOnce"]}, "status": {"phase": "Bound"}});
+        prepare_create(pvc, &mut claim);
+        assert_eq!(claim["status"], json!({"phase": "Pending"}));
+        assert_eq!(claim["spec"]["volumeMode"], "Filesystem");
+        assert!(claim["metadata"].get("generation").is_none());
+        let cr = lookup("apps", "v1", "controllerrevisions").expect("cr");
+        let mut rev = json!({"metadata": {"name": "web-1", "namespace": "d"}, "revision": 1});
+        prepare_create(cr, &mut rev);
+        assert!(rev["metadata"].get("generation").is_none());
+        let sts = lookup("apps", "v1", "statefulsets").expect("sts");
+        let mut set = json!({"metadata": {"name": "web", "namespace": "d"}, "spec": {}});
+        prepare_create(sts, &mut set);
+        assert_eq!(set["metadata"]["generation"], 1);
+    }
 
     #[test]
     fn spec_update_bumps_generation_status_does_not() {

@@ -1,4 +1,4 @@
-//! Errors of the shared helpers (today: leader election).
+//! Errors of the shared helpers (leader election, the health endpoint).
 
 use std::time::Duration;
 
@@ -29,6 +29,14 @@ pub enum Error {
     /// This process held the lease and does not any more; it must stop leading.
     #[error("leadership of lease {lease} lost: {reason}")]
     LeadershipLost { lease: String, reason: String },
+
+    /// The health endpoint could not listen on its address.
+    #[error("bind the health server on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 
     /// The host name for the default identity could not be read.
     #[error("read the host name from {path}: {source}")]

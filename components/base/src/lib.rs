@@ -6,6 +6,7 @@
 //! kubelet look the same, and `kadm upgrade` can compare versions by one rule.
 
 pub mod error;
+pub mod health;
 pub mod leader;
 pub mod logging;
 pub mod version;

@@ -20,8 +20,103 @@ pub const NAMESPACE: &str = "namespace-controller";
 /// foreground deletions.
 pub const GARBAGE_COLLECTOR: &str = "garbage-collector-controller";
 
+/// The ReplicaSet controller: keeps `spec.replicas` pods per ReplicaSet.
+pub const REPLICASET: &str = "replicaset-controller";
+
+/// The Deployment controller: rolls ReplicaSets out, scales them and keeps their history.
+pub const DEPLOYMENT: &str = "deployment-controller";
+
+/// The DaemonSet controller: one pod per eligible node, rolled out revision by revision.
+pub const DAEMONSET: &str = "daemonset-controller";
+
+/// The StatefulSet controller: pods with stable names and storage, in ordinal order.
+pub const STATEFULSET: &str = "statefulset-controller";
+
+/// The endpoints controller: an Endpoints object per Service with a selector.
+pub const ENDPOINTS: &str = "endpoints-controller";
+
+/// The EndpointSlice controller: discovery.k8s.io/v1 EndpointSlices per Service.
+pub const ENDPOINTSLICE: &str = "endpointslice-controller";
+
+/// The ServiceAccount controller: a `default` ServiceAccount in every namespace.
+pub const SERVICE_ACCOUNT: &str = "serviceaccount-controller";
+
+/// The Job controller: runs pods to completion.
+pub const JOB: &str = "job-controller";
+
+/// The CronJob controller: creates Jobs on a schedule.
+pub const CRONJOB: &str = "cronjob-controller";
+
+/// The TTL-after-finished controller: deletes finished Jobs once their TTL passed.
+pub const TTL_AFTER_FINISHED: &str = "ttl-after-finished-controller";
+
+/// The node lifecycle controller: Ready=Unknown and taints for nodes that stopped reporting.
+pub const NODE_LIFECYCLE: &str = "node-lifecycle-controller";
+
+/// The taint eviction controller: deletes pods from nodes with NoExecute taints they do
+/// not tolerate.
+pub const TAINT_EVICTION: &str = "taint-eviction-controller";
+
+/// The node IPAM controller: a pod CIDR per node from the cluster CIDR.
+pub const NODE_IPAM: &str = "node-ipam-controller";
+
 /// Every controller this kadm version has.
 pub const KNOWN: &[ControllerInfo] = &[
+    ControllerInfo {
+        name: NODE_LIFECYCLE,
+        aliases: &["nodelifecycle"],
+        on_by_default: true,
+    },
+    ControllerInfo {
+        name: TAINT_EVICTION,
+        aliases: &[],
+        on_by_default: true,
+    },
+    ControllerInfo {
+        name: NODE_IPAM,
+        aliases: &["nodeipam"],
+        on_by_default: true,
+    },
+    ControllerInfo {
+        name: ENDPOINTS,
+        aliases: &["endpoint"],
+        on_by_default: true,
+    },
+    ControllerInfo {
+        name: ENDPOINTSLICE,
+        aliases: &["endpointslice"],
+        on_by_default: true,
+    },
+    ControllerInfo {
+        name: SERVICE_ACCOUNT,
+        aliases: &["serviceaccount"],
+        on_by_default: true,
+    },
+    ControllerInfo {
+        name: JOB,
+        aliases: &["job"],
+        on_by_default: true,
+    },
+    ControllerInfo {
+        name: CRONJOB,
+        aliases: &["cronjob"],
+        on_by_default: true,
+    },
+    ControllerInfo {
+        name: TTL_AFTER_FINISHED,
+        aliases: &["ttl-after-finished"],
+        on_by_default: true,
+    },
+    ControllerInfo {
+        name: DAEMONSET,
+        aliases: &["daemonset"],
+        on_by_default: true,
+    },
+    ControllerInfo {
+        name: STATEFULSET,
+        aliases: &["statefulset"],
+        on_by_default: true,
+    },
     ControllerInfo {
         name: NAMESPACE,
         aliases: &["namespace"],
@@ -30,6 +125,16 @@ pub const KNOWN: &[ControllerInfo] = &[
     ControllerInfo {
         name: GARBAGE_COLLECTOR,
         aliases: &["garbagecollector"],
+        on_by_default: true,
+    },
+    ControllerInfo {
+        name: REPLICASET,
+        aliases: &["replicaset"],
+        on_by_default: true,
+    },
+    ControllerInfo {
+        name: DEPLOYMENT,
+        aliases: &["deployment"],
         on_by_default: true,
     },
 ];
@@ -84,19 +189,18 @@ mod tests {
 
     #[test]
     fn star_enables_defaults_and_minus_disables() {
-        assert_eq!(
-            enabled(&sel(&["*"])).expect("star"),
-            vec![NAMESPACE, GARBAGE_COLLECTOR]
-        );
-        assert_eq!(
-            enabled(&sel(&["*", "-namespace-controller"])).expect("minus"),
-            vec![GARBAGE_COLLECTOR]
-        );
-        assert!(
-            enabled(&sel(&["-garbagecollector", "*", "-namespace"]))
-                .expect("both off")
-                .is_empty()
-        );
+        let defaults: Vec<&str> = KNOWN
+            .iter()
+            .filter(|c| c.on_by_default)
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(enabled(&sel(&["*"])).expect("star"), defaults);
+        assert!(defaults.contains(&NAMESPACE) && defaults.contains(&GARBAGE_COLLECTOR));
+        let minus = enabled(&sel(&["*", "-namespace-controller"])).expect("minus");
+        assert!(!minus.contains(&NAMESPACE) && minus.contains(&GARBAGE_COLLECTOR));
+        let both_off = enabled(&sel(&["-garbagecollector", "*", "-namespace"])).expect("both off");
+        assert!(!both_off.contains(&NAMESPACE) && !both_off.contains(&GARBAGE_COLLECTOR));
+        assert_eq!(both_off.len(), defaults.len() - 2);
         assert!(enabled(&sel(&[])).expect("empty").is_empty());
     }
 

@@ -97,6 +97,49 @@ pub enum Error {
 
     #[error("orphan the dependents of {owner}: {}", .errors.join("; "))]
     Orphan { owner: String, errors: Vec<String> },
+
+    /// An apiserver call of a workload controller (replicaset, deployment, …) failed.
+    #[error("{action} {object}: {message}", message = crate::error::api_message(source))]
+    Workload {
+        action: &'static str,
+        object: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+
+    /// Several writes of one workload sync failed (as Kubernetes aggregates them).
+    #[error("{}", .errors.join("; "))]
+    WorkloadErrors { errors: Vec<String> },
+
+    /// A workload cannot adopt objects: it is being deleted or was replaced, as seen by a
+    /// fresh read (Kubernetes' `RecheckDeletionTimestamp`).
+    #[error("{0}")]
+    CannotAdopt(String),
+
+    /// Every name tried for a new ControllerRevision was taken by other data.
+    #[error(
+        "create a revision of {parent}: {attempts} names in a row were taken by other revisions"
+    )]
+    RevisionCollisions { parent: String, attempts: i32 },
+
+    /// An apiserver call of a node controller (lifecycle, taint eviction, IPAM) failed.
+    #[error("{action} {object}: {message}", message = crate::error::api_message(source))]
+    NodeController {
+        action: &'static str,
+        object: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+
+    #[error("update {object}: it changed during each of {attempts} attempts")]
+    NodeControllerConflicts { object: String, attempts: usize },
+
+    /// Some pods of a not-ready node could not be marked not ready; retried next pass.
+    #[error("mark the pods of node {node} not ready: {}", .errors.join("; "))]
+    NodeControllerPods { node: String, errors: Vec<String> },
+
+    #[error("--cluster-cidr {value:?}: {reason}")]
+    ClusterCidr { value: String, reason: String },
 }
 
 /// Result with [`Error`] as the default error.
@@ -117,4 +160,9 @@ pub fn api_code(e: &kube::Error) -> Option<u16> {
         kube::Error::Api(s) => Some(s.code),
         _ => None,
     }
+}
+
+/// Whether a controller's error is a 409 Conflict from a write based on a stale object.
+pub fn is_conflict(e: &Error) -> bool {
+    matches!(e, Error::Workload { source, .. } if api_code(source) == Some(409))
 }

@@ -7,13 +7,30 @@
 
 pub mod backoff;
 pub mod controllers;
+pub mod cronjob;
+pub mod daemonset;
+pub mod deployment;
 pub mod discovery;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod error;
 pub mod garbagecollector;
 pub mod health;
+pub mod history;
+pub mod intstr;
+pub mod job;
 pub mod manager;
 pub mod namespace;
+pub mod nodeipam;
+pub mod nodelifecycle;
 pub mod options;
+pub mod replicaset;
+pub mod serviceaccount;
+pub mod statefulset;
+pub mod tainteviction;
+pub mod taints;
+pub mod ttlafterfinished;
+pub mod workload;
 
 pub use error::{Error, Result};
 pub use manager::run;

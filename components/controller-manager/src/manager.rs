@@ -182,6 +182,148 @@ async fn run_controllers(client: Client, enabled: &[&str], opts: &Options, shutd
                 )
                 .boxed(),
             ),
+            controllers::DEPLOYMENT => running.push(
+                crate::deployment::run(
+                    client.clone(),
+                    crate::deployment::Config {
+                        concurrency: opts.concurrent_deployment_syncs,
+                    },
+                    shutdown.signal(),
+                )
+                .boxed(),
+            ),
+            controllers::REPLICASET => running.push(
+                crate::replicaset::run(
+                    client.clone(),
+                    crate::replicaset::Config {
+                        concurrency: opts.concurrent_replicaset_syncs,
+                    },
+                    shutdown.signal(),
+                )
+                .boxed(),
+            ),
+            controllers::DAEMONSET => running.push(
+                crate::daemonset::run(
+                    client.clone(),
+                    crate::daemonset::Config {
+                        concurrency: opts.concurrent_daemonset_syncs,
+                    },
+                    shutdown.signal(),
+                )
+                .boxed(),
+            ),
+            controllers::STATEFULSET => running.push(
+                crate::statefulset::run(
+                    client.clone(),
+                    crate::statefulset::Config {
+                        concurrency: opts.concurrent_statefulset_syncs,
+                    },
+                    shutdown.signal(),
+                )
+                .boxed(),
+            ),
+            controllers::NODE_LIFECYCLE => running.push(
+                crate::nodelifecycle::run(
+                    client.clone(),
+                    crate::nodelifecycle::Config {
+                        monitor_period: opts.node_monitor_period,
+                        grace_period: opts.node_monitor_grace_period,
+                        startup_grace_period: opts.node_startup_grace_period,
+                        ..crate::nodelifecycle::Config::default()
+                    },
+                    shutdown.signal(),
+                )
+                .boxed(),
+            ),
+            controllers::TAINT_EVICTION => running.push(
+                crate::tainteviction::run(
+                    client.clone(),
+                    crate::tainteviction::Config::default(),
+                    shutdown.signal(),
+                )
+                .boxed(),
+            ),
+            controllers::NODE_IPAM if !opts.allocate_node_cidrs => {
+                tracing::info!(
+                    controller = *name,
+                    "node CIDR allocation disabled by --allocate-node-cidrs=false"
+                );
+            }
+            controllers::NODE_IPAM => running.push(
+                crate::nodeipam::run(
+                    client.clone(),
+                    crate::nodeipam::Config {
+                        cluster_cidrs: opts.cluster_cidr.clone(),
+                        node_mask_ipv4: opts
+                            .node_cidr_mask_size_ipv4
+                            .or(opts.node_cidr_mask_size)
+                            .unwrap_or(24),
+                        node_mask_ipv6: opts
+                            .node_cidr_mask_size_ipv6
+                            .or(opts.node_cidr_mask_size)
+                            .unwrap_or(64),
+                        ..crate::nodeipam::Config::default()
+                    },
+                    shutdown.signal(),
+                )
+                .boxed(),
+            ),
+            controllers::ENDPOINTS => running.push(
+                crate::endpoints::run(
+                    client.clone(),
+                    crate::endpoints::Config {
+                        concurrency: opts.concurrent_endpoint_syncs,
+                    },
+                    shutdown.signal(),
+                )
+                .boxed(),
+            ),
+            controllers::ENDPOINTSLICE => running.push(
+                crate::endpointslice::run(
+                    client.clone(),
+                    crate::endpointslice::Config {
+                        concurrency: opts.concurrent_service_endpoint_syncs,
+                        max_endpoints_per_slice: usize::from(opts.max_endpoints_per_slice),
+                    },
+                    shutdown.signal(),
+                )
+                .boxed(),
+            ),
+            controllers::SERVICE_ACCOUNT => {
+                running.push(crate::serviceaccount::run(client.clone(), shutdown.signal()).boxed())
+            }
+            controllers::JOB => running.push(
+                crate::job::run(
+                    client.clone(),
+                    crate::job::Config {
+                        concurrency: opts.concurrent_job_syncs,
+                        pod_failure_backoff: opts.job_pod_failure_backoff,
+                        pod_failure_backoff_max: opts.job_pod_failure_backoff_max,
+                    },
+                    shutdown.signal(),
+                )
+                .boxed(),
+            ),
+            controllers::CRONJOB => running.push(
+                crate::cronjob::run(
+                    client.clone(),
+                    crate::cronjob::Config {
+                        concurrency: opts.concurrent_cron_job_syncs,
+                    },
+                    shutdown.signal(),
+                )
+                .boxed(),
+            ),
+            controllers::TTL_AFTER_FINISHED => running.push(
+                crate::ttlafterfinished::run(
+                    client.clone(),
+                    crate::ttlafterfinished::Config {
+                        concurrency: opts.concurrent_ttl_after_finished_syncs,
+                    },
+                    shutdown.signal(),
+                )
+                .boxed(),
+            ),
             other => tracing::warn!(
                 controller = other,
                 "controller is known but not wired; skipped"

@@ -76,6 +76,90 @@ pub struct Options {
     #[arg(long, default_value_t = 20)]
     pub concurrent_gc_syncs: u16,
 
+    /// How many ReplicaSets are synced at the same time.
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_replicaset_syncs: u16,
+
+    /// How many Deployments are synced at the same time.
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_deployment_syncs: u16,
+
+    /// How many DaemonSets are synced at the same time.
+    #[arg(long, default_value_t = 2)]
+    pub concurrent_daemonset_syncs: u16,
+
+    /// How many StatefulSets are synced at the same time.
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_statefulset_syncs: u16,
+
+    /// How many Services the endpoints controller syncs at the same time.
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_endpoint_syncs: u16,
+
+    /// How many Services the EndpointSlice controller syncs at the same time.
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_service_endpoint_syncs: u16,
+
+    /// Most endpoints in one EndpointSlice (1–1000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub max_endpoints_per_slice: u16,
+
+    /// How many Jobs are synced at the same time.
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_job_syncs: u16,
+
+    /// How many CronJobs are synced at the same time.
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_cron_job_syncs: u16,
+
+    /// How many finished Jobs the TTL-after-finished controller looks at the same time.
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_ttl_after_finished_syncs: u16,
+
+    /// First delay before a Job replaces a failed pod; it doubles per failure (Kubernetes'
+    /// fixed 10s). For tests.
+    #[arg(long, hide = true, default_value = "10s", value_parser = parse_duration)]
+    pub job_pod_failure_backoff: Duration,
+
+    /// Longest delay before a Job replaces a failed pod (Kubernetes' fixed 10m). For tests.
+    #[arg(long, hide = true, default_value = "10m", value_parser = parse_duration)]
+    pub job_pod_failure_backoff_max: Duration,
+
+    /// How often the node lifecycle controller looks at every node's health.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub node_monitor_period: Duration,
+
+    /// How long a node may go without renewing its Lease (or posting status) before its
+    /// conditions become Unknown and it is tainted unreachable. Keep it several times the
+    /// kubelet's lease renewal interval (10s).
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    pub node_monitor_grace_period: Duration,
+
+    /// How long a node that never posted Ready may take before it is marked Unknown.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    pub node_startup_grace_period: Duration,
+
+    /// Give nodes pod CIDRs from --cluster-cidr (node-ipam-controller). On by default in
+    /// kadm, whose clusters always have a pod network range; Kubernetes defaults to false.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true, default_missing_value = "true")]
+    pub allocate_node_cidrs: bool,
+
+    /// The pod network: one CIDR, or an IPv4 and an IPv6 CIDR for dual-stack.
+    #[arg(long, value_delimiter = ',', default_value = "10.244.0.0/16")]
+    pub cluster_cidr: Vec<String>,
+
+    /// Prefix length of each node's pod CIDR (single-stack; the per-family flags win).
+    #[arg(long)]
+    pub node_cidr_mask_size: Option<u8>,
+
+    /// Prefix length of each node's IPv4 pod CIDR (default 24).
+    #[arg(long)]
+    pub node_cidr_mask_size_ipv4: Option<u8>,
+
+    /// Prefix length of each node's IPv6 pod CIDR (default 64).
+    #[arg(long)]
+    pub node_cidr_mask_size_ipv6: Option<u8>,
+
     /// Address of the health endpoint (`GET /healthz`). Plain HTTP for now, so keep it on
     /// loopback: it is meant for the host supervisor's probe.
     #[arg(long, default_value = "127.0.0.1")]
@@ -131,6 +215,30 @@ mod tests {
         ])
         .expect("bare flag");
         assert!(bare.leader_elect);
+    }
+
+    #[test]
+    fn node_controller_flags() {
+        let d = Options::try_parse_from(["kadm-controller-manager", "--kubeconfig=/k"])
+            .expect("defaults");
+        assert_eq!(d.node_monitor_period, Duration::from_secs(5));
+        assert_eq!(d.node_monitor_grace_period, Duration::from_secs(40));
+        assert_eq!(d.node_startup_grace_period, Duration::from_secs(60));
+        assert_eq!(d.cluster_cidr, vec!["10.244.0.0/16"]);
+        assert!(d.allocate_node_cidrs);
+        let o = Options::try_parse_from([
+            "kadm-controller-manager",
+            "--kubeconfig=/k",
+            "--node-monitor-grace-period=4s",
+            "--cluster-cidr=10.100.0.0/22,fd00::/56",
+            "--node-cidr-mask-size=26",
+            "--allocate-node-cidrs=false",
+        ])
+        .expect("parse");
+        assert_eq!(o.node_monitor_grace_period, Duration::from_secs(4));
+        assert_eq!(o.cluster_cidr, vec!["10.100.0.0/22", "fd00::/56"]);
+        assert_eq!(o.node_cidr_mask_size, Some(26));
+        assert!(!o.allocate_node_cidrs);
     }
 
     #[test]

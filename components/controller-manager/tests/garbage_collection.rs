@@ -1,8 +1,9 @@
 //! The garbage collector against real etcd and the real kadm-apiserver: background,
 //! orphan and foreground cascades (through kubectl 1.33 and kube-rs), several owners,
 //! owners that are gone or were replaced by another object of the same name, and
-//! cluster-scoped owners. No workload controller exists yet, so the tests create the
-//! dependents themselves, with ownerReferences.
+//! cluster-scoped owners. The workload controllers are off (a ReplicaSet controller would
+//! adopt the test's ownerless pods), so the tests create the dependents themselves, with
+//! ownerReferences.
 
 mod common;
 
@@ -26,7 +27,11 @@ const WAIT: Duration = Duration::from_secs(30);
 async fn start(ns: &str) -> anyhow::Result<(TestCluster, Client, ControllerManager)> {
     let cluster = TestCluster::start().await?;
     let client = cluster.kube_client().await?;
-    let mut cm = ControllerManager::start(&cluster, "controller-manager", &[])?;
+    let mut cm = ControllerManager::start(
+        &cluster,
+        "controller-manager",
+        &["--controllers", "namespace,garbagecollector"],
+    )?;
     cm.wait_healthy().await;
     let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}}))?;
     Api::<Namespace>::all(client.clone())

@@ -29,7 +29,6 @@
 //! are stopped by pid when the cluster is dropped.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,11 +38,13 @@ use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, Identity, TlsOptions, Txn, TxnOp,
 };
 use http::Method;
-use kadm_e2e::{H2Client, Options, TestCluster, Windows};
+use kadm_e2e::bench::{
+    PHASE_LIMIT, Stats, bounded, cpu_seconds, create_namespace, machine, memory_mib, ms,
+    run_concurrently, stats, verdict,
+};
+use kadm_e2e::{Options, TestCluster, Windows};
 use serde_json::{Value, json};
 
-/// The longest any phase may take.
-const PHASE_LIMIT: Duration = Duration::from_secs(300);
 const CM_NAMESPACE: &str = "bench";
 const POD_NAMESPACE: &str = "bench-pods";
 /// Where the raw-etcd baseline writes (same layout below `/registry/`, never an API object).
@@ -125,42 +126,6 @@ impl Params {
         p.updates = p.updates.min(p.pods);
         Ok(p)
     }
-}
-
-/// Throughput and latency of a batch of operations.
-struct Stats {
-    n: usize,
-    rate: f64,
-    p50: Duration,
-    p99: Duration,
-    max: Duration,
-}
-
-fn stats(mut lat: Vec<Duration>, elapsed: Duration) -> Stats {
-    lat.sort_unstable();
-    let n = lat.len();
-    let at = |q: usize| {
-        if n == 0 {
-            Duration::ZERO
-        } else {
-            lat[(n * q / 100).min(n - 1)]
-        }
-    };
-    Stats {
-        n,
-        rate: n as f64 / elapsed.as_secs_f64().max(1e-9),
-        p50: at(50),
-        p99: at(99),
-        max: lat.last().copied().unwrap_or_default(),
-    }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok { "PASS" } else { "MISS" }
 }
 
 /// The 1 KiB ConfigMap both create runs write (request body = stored value).
@@ -245,21 +210,6 @@ fn line_rv(line: &[u8]) -> Option<i64> {
     let digits = &line[at..];
     let end = digits.iter().position(|b| *b == b'"')?;
     std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
-}
-
-/// CPU time (user + system) a process has used, in seconds (`/proc/<pid>/stat`,
-/// clock ticks of 1/100 s as on every Linux this runs on).
-fn cpu_seconds(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            // Fields after the `(comm)`, which may contain spaces.
-            let rest = &s[s.rfind(')')? + 2..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-            Some(ticks / 100.0)
-        })
-        .unwrap_or(0.0)
 }
 
 /// CPU used by etcd, the apiserver and this benchmark between two samples.
@@ -395,24 +345,6 @@ impl Side {
     }
 }
 
-/// `VmRSS` and `VmHWM` of a process, in MiB.
-fn memory_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| -> anyhow::Result<f64> {
-        let line = status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .with_context(|| format!("{name} missing in /proc/{pid}/status"))?;
-        let kb: f64 = line
-            .split_whitespace()
-            .nth(1)
-            .context("no value")?
-            .parse()?;
-        Ok(kb / 1024.0)
-    };
-    Ok((field("VmRSS:")?, field("VmHWM:")?))
-}
-
 async fn etcd(cluster: &TestCluster) -> anyhow::Result<Client> {
     let read =
         |p: std::path::PathBuf| std::fs::read(&p).with_context(|| format!("read {}", p.display()));
@@ -427,106 +359,6 @@ async fn etcd(cluster: &TestCluster) -> anyhow::Result<Client> {
         Some(ConnectOptions::new().with_tls(tls)),
     )
     .await?)
-}
-
-/// Runs `work(i)` for i in 0..n on `workers` tasks; the latencies and the wall time.
-async fn run_concurrently<F, Fut>(
-    n: usize,
-    workers: usize,
-    work: F,
-) -> anyhow::Result<(Vec<Duration>, Duration)>
-where
-    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let next = Arc::new(AtomicUsize::new(0));
-    let work = Arc::new(work);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..workers {
-        let next = next.clone();
-        let work = work.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break;
-                }
-                let t = Instant::now();
-                work(w, i).await?;
-                lat.push(t.elapsed());
-            }
-            anyhow::Ok(lat)
-        }));
-    }
-    let mut all = Vec::with_capacity(n);
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    Ok((all, started.elapsed()))
-}
-
-async fn bounded<T>(
-    what: &str,
-    f: impl std::future::Future<Output = anyhow::Result<T>>,
-) -> anyhow::Result<T> {
-    tokio::time::timeout(PHASE_LIMIT, f)
-        .await
-        .with_context(|| format!("{what} did not finish within {}s", PHASE_LIMIT.as_secs()))?
-        .with_context(|| what.to_string())
-}
-
-async fn create_namespace(c: &H2Client, name: &str) -> anyhow::Result<()> {
-    let body = serde_json::to_vec(
-        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
-    )?;
-    let r = c
-        .request(
-            Method::POST,
-            "/api/v1/namespaces",
-            Some("application/json"),
-            body,
-        )
-        .await?;
-    anyhow::ensure!(
-        r.status == 201,
-        "create namespace {name}: {} {}",
-        r.status,
-        r.text()
-    );
-    Ok(())
-}
-
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| {
-                    l.split_whitespace()
-                        .nth(1)
-                        .and_then(|v| v.parse::<f64>().ok())
-                })
-        })
-        .map_or("?".into(), |kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0));
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
-    let etcd = std::process::Command::new(kadm_e2e::cluster::ETCD)
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .map(|l| l.trim().to_string())
-        })
-        .unwrap_or_default();
-    format!("{cpus} CPUs, {mem} RAM, kernel {kernel}, {etcd}")
 }
 
 #[tokio::main]
@@ -554,7 +386,6 @@ async fn run() -> anyhow::Result<bool> {
         apiserver_args: p.apiserver_args.clone(),
         apiserver_log: Some("info".into()),
         quiet: true,
-        ..Options::default()
     })
     .await?;
     let pid = cluster.apiserver_pid();

@@ -191,6 +191,7 @@ pub(super) fn cells(res: &ResourceInfo, obj: &Value, now: DateTime<Utc>) -> Vec<
         ("", "services") => service(obj, now),
         ("", "endpoints") => vec![name, json!(endpoints(obj)), json!(age(obj, now))],
         ("", "namespaces") => vec![name, json!(s(obj, "/status/phase")), json!(age(obj, now))],
+        ("", "persistentvolumeclaims") => persistent_volume_claim(obj, now),
         ("", "configmaps") => vec![
             name,
             json!(len(obj, "/data") + len(obj, "/binaryData")),
@@ -250,6 +251,12 @@ pub(super) fn cells(res: &ResourceInfo, obj: &Value, now: DateTime<Utc>) -> Vec<
                 json!(format_label_selector(obj.pointer("/spec/selector"))),
             ]
         }
+        ("apps", "controllerrevisions") => vec![
+            name,
+            json!(controller_of(obj)),
+            json!(int(obj, "/revision")),
+            json!(age(obj, now)),
+        ],
         ("batch", "jobs") => job(obj, now),
         ("batch", "cronjobs") => {
             let (c, i) =
@@ -866,4 +873,77 @@ fn csr_condition(obj: &Value) -> String {
         status.push_str(",Issued");
     }
     status
+}
+
+/// `printPersistentVolumeClaim`: capacity and access modes only once bound to a volume.
+fn persistent_volume_claim(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let phase = if meta::deletion_timestamp(obj).is_some() {
+        "Terminating"
+    } else {
+        s(obj, "/status/phase")
+    };
+    let volume = s(obj, "/spec/volumeName");
+    let (capacity, modes) = if volume.is_empty() {
+        (String::new(), String::new())
+    } else {
+        (
+            s(obj, "/status/capacity/storage").to_string(),
+            access_modes(arr(obj, "/status/accessModes")),
+        )
+    };
+    // `GetPersistentVolumeClaimClass`: the beta annotation wins over the field.
+    let class = obj
+        .pointer("/metadata/annotations/volume.beta.kubernetes.io~1storage-class")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| s(obj, "/spec/storageClassName"));
+    let unset = |ptr: &str| or(s(obj, ptr).to_string(), "<unset>");
+    vec![
+        json!(meta::name(obj)),
+        json!(phase),
+        json!(volume),
+        json!(capacity),
+        json!(modes),
+        json!(class),
+        json!(unset("/spec/volumeAttributesClassName")),
+        json!(age(obj, now)),
+        json!(unset("/spec/volumeMode")),
+    ]
+}
+
+/// `GetAccessModesAsString`: the modes' abbreviations in Kubernetes' fixed order.
+fn access_modes(modes: &[Value]) -> String {
+    let has = |m: &str| modes.iter().any(|v| v.as_str() == Some(m));
+    [
+        ("ReadWriteOnce", "RWO"),
+        ("ReadOnlyMany", "ROX"),
+        ("ReadWriteMany", "RWX"),
+        ("ReadWriteOncePod", "RWOP"),
+    ]
+    .iter()
+    .filter(|(m, _)| has(m))
+    .map(|(_, a)| *a)
+    .collect::<Vec<_>>()
+    .join(",")
+}
+
+/// `printControllerRevision`'s controller cell: `<kind>.<group>/<name>` of the controller
+/// reference, `<none>` without one.
+fn controller_of(obj: &Value) -> String {
+    let Some(owner) = arr(obj, "/metadata/ownerReferences")
+        .iter()
+        .find(|o| o.get("controller").and_then(Value::as_bool) == Some(true))
+    else {
+        return "<none>".into();
+    };
+    let kind = s(owner, "/kind").to_lowercase();
+    let group = s(owner, "/apiVersion")
+        .split_once('/')
+        .map(|(g, _)| g)
+        .unwrap_or("");
+    let name = s(owner, "/name");
+    match (kind.is_empty(), group.is_empty()) {
+        (true, _) => name.to_string(),
+        (false, true) => format!("{kind}/{name}"),
+        (false, false) => format!("{kind}.{group}/{name}"),
+    }
 }

@@ -80,6 +80,8 @@ const NODE_INFO: &str = "io.k8s.api.core.v1.NodeSystemInfo";
 const SERVICE_SPEC: &str = "io.k8s.api.core.v1.ServiceSpec";
 const EVENT: &str = "io.k8s.api.core.v1.Event";
 const JOB_SPEC: &str = "io.k8s.api.batch.v1.JobSpec";
+const PVC_SPEC: &str = "io.k8s.api.core.v1.PersistentVolumeClaimSpec";
+const PVC_STATUS: &str = "io.k8s.api.core.v1.PersistentVolumeClaimStatus";
 const PRIORITY_CLASS: &str = "io.k8s.api.scheduling.v1.PriorityClass";
 
 const NAME: Column = Column {
@@ -194,6 +196,29 @@ pub(super) fn columns(res: &ResourceInfo) -> Vec<Column> {
             NAME,
             col("Status", "string", Doc::Text("The status of the namespace")),
             AGE,
+        ],
+        ("", "persistentvolumeclaims") => vec![
+            NAME,
+            col("Status", "string", Doc::Field(PVC_STATUS, "phase")),
+            col("Volume", "string", Doc::Field(PVC_SPEC, "volumeName")),
+            col("Capacity", "string", Doc::Field(PVC_STATUS, "capacity")),
+            col(
+                "Access Modes",
+                "string",
+                Doc::Field(PVC_STATUS, "accessModes"),
+            ),
+            col(
+                "StorageClass",
+                "string",
+                Doc::Text("StorageClass of the pvc"),
+            ),
+            col(
+                "VolumeAttributesClass",
+                "string",
+                Doc::Text("VolumeAttributesClass of the pvc"),
+            ),
+            AGE,
+            wide("VolumeMode", "string", Doc::Field(PVC_SPEC, "volumeMode")),
         ],
         ("", "configmaps") => vec![
             NAME,
@@ -366,6 +391,20 @@ pub(super) fn columns(res: &ResourceInfo) -> Vec<Column> {
                     "A label query over pods that are managed by the daemon set. Must match in order to be controlled. If empty, defaulted to labels on Pod template. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors",
                 ),
             ),
+        ],
+        ("apps", "controllerrevisions") => vec![
+            NAME,
+            col(
+                "Controller",
+                "string",
+                Doc::Text("Controller of the object"),
+            ),
+            col(
+                "Revision",
+                "string",
+                Doc::Field("io.k8s.api.apps.v1.ControllerRevision", "revision"),
+            ),
+            AGE,
         ],
         ("batch", "jobs") => vec![
             NAME,

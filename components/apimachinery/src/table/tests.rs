@@ -982,3 +982,89 @@ fn scale_table_is_printscale() {
     assert_eq!(t["rows"][0]["cells"], json!(["web", 3, 2, "0s"]));
     assert_eq!(t["metadata"]["resourceVersion"], "7");
 }
+
+#[test]
+fn controller_revisions_name_their_controller_with_kind_and_group() {
+    assert_eq!(
+        shape("apps", "controllerrevisions"),
+        cols(&[
+            ("Name", "string", 0),
+            ("Controller", "string", 0),
+            ("Revision", "string", 0),
+            ("Age", "string", 0),
+        ])
+    );
+    let mut m = meta("web-5d4f8b", 30);
+    m["ownerReferences"] = json!([
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "other", "uid": "u-2"},
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "web", "uid": "u-3", "controller": true},
+    ]);
+    let cr = json!({"metadata": m, "data": {}, "revision": 3});
+    assert_eq!(
+        cells_of("apps", "controllerrevisions", &cr),
+        vec![
+            json!("web-5d4f8b"),
+            json!("statefulset.apps/web"),
+            json!(3),
+            json!("30s")
+        ]
+    );
+    let orphan = json!({"metadata": meta("x", 5), "revision": 1});
+    assert_eq!(
+        cells_of("apps", "controllerrevisions", &orphan)[1],
+        "<none>"
+    );
+}
+
+#[test]
+fn claims_show_capacity_and_modes_only_once_bound() {
+    assert_eq!(
+        shape("", "persistentvolumeclaims"),
+        cols(&[
+            ("Name", "string", 0),
+            ("Status", "string", 0),
+            ("Volume", "string", 0),
+            ("Capacity", "string", 0),
+            ("Access Modes", "string", 0),
+            ("StorageClass", "string", 0),
+            ("VolumeAttributesClass", "string", 0),
+            ("Age", "string", 0),
+            ("VolumeMode", "string", 1),
+        ])
+    );
+    let pending = json!({"metadata": meta("www-web-0", 10),
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
+                 "storageClassName": "standard", "volumeMode": "Filesystem"},
+        "status": {"phase": "Pending"}});
+    assert_eq!(
+        cells_of("", "persistentvolumeclaims", &pending),
+        vec![
+            json!("www-web-0"),
+            json!("Pending"),
+            json!(""),
+            json!(""),
+            json!(""),
+            json!("standard"),
+            json!("<unset>"),
+            json!("10s"),
+            json!("Filesystem"),
+        ]
+    );
+    let mut bound_meta = meta("data", 10);
+    bound_meta["deletionTimestamp"] = json!(ago(1));
+    let bound = json!({"metadata": bound_meta,
+        "spec": {"volumeName": "pv-1", "storageClassName": "standard"},
+        "status": {"phase": "Bound", "capacity": {"storage": "2Gi"},
+                   "accessModes": ["ReadWriteMany", "ReadWriteOnce"]}});
+    let c = cells_of("", "persistentvolumeclaims", &bound);
+    assert_eq!(
+        c[1..5],
+        [
+            json!("Terminating"),
+            json!("pv-1"),
+            json!("2Gi"),
+            json!("RWO,RWX")
+        ]
+    );
+    assert_eq!(c[8], "<unset>");
+}

@@ -116,6 +116,12 @@ impl Cacher {
         self.rev_locked(&s)
     }
 
+    /// The revision of this prefix's last change (or of the list it was loaded from):
+    /// unchanged means the prefix's objects are unchanged.
+    pub fn last_change(&self) -> i64 {
+        self.read().last_rev
+    }
+
     pub fn object_count(&self) -> usize {
         self.read().objects.len()
     }

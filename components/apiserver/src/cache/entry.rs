@@ -6,7 +6,7 @@
 //! watch events wrap them, so nothing is re-serialized per request or per watcher.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use kadm_apimachinery::selector::{FieldSelector, LabelSelector, object_field};
@@ -27,6 +27,9 @@ pub struct Entry {
     /// The values of the prefix's selectable fields, in [`Layout::fields`] order
     /// (`""` for unset ones, as Kubernetes' field sets).
     pub fields: Box<[String]>,
+    /// `metadata` of `json` (a view of the same bytes), found when a metadata-only
+    /// request first needs it: objects nobody asks metadata of never pay for it.
+    metadata: OnceLock<Bytes>,
 }
 
 /// How the objects of one etcd prefix are encoded and selected.
@@ -73,6 +76,7 @@ impl Layout {
             json: Bytes::from(serde_json::to_vec(&wire)?),
             labels,
             fields,
+            metadata: OnceLock::new(),
         })
     }
 
@@ -86,6 +90,7 @@ impl Layout {
             json: Bytes::from(serde_json::to_vec(&obj)?),
             labels: e.labels.clone(),
             fields: e.fields.clone(),
+            metadata: OnceLock::new(),
         })
     }
 
@@ -119,6 +124,13 @@ impl Entry {
     /// The object as a JSON value (for renderings other than the cached bytes).
     pub fn value(&self) -> Value {
         serde_json::from_slice(&self.json).unwrap_or(Value::Null)
+    }
+
+    /// The object's `metadata` JSON, for `PartialObjectMetadata` renderings. The same for
+    /// every resource served from the prefix (events.k8s.io renames no metadata field).
+    pub fn metadata(&self) -> &Bytes {
+        self.metadata
+            .get_or_init(|| crate::partial::metadata_bytes(&self.json))
     }
 }
 
@@ -207,5 +219,8 @@ mod tests {
         let tomb = l.restamp(&e, 50).expect("restamp");
         assert_eq!(tomb.value()["metadata"]["resourceVersion"], "50");
         assert_eq!(tomb.rev, 50);
+        let m: Value = serde_json::from_slice(tomb.metadata()).expect("metadata json");
+        assert_eq!(m["resourceVersion"], "50", "a tombstone's own metadata");
+        assert_eq!(m["labels"]["app"], "web");
     }
 }

@@ -325,8 +325,10 @@ async fn create(ctx: &Ctx, obj: Value, dry_run: bool) -> Result<Option<Response<
     check_namespace(ctx, &ctx.req.name).await?;
     let mut obj = to_storage(res, obj);
     strategy::prepare_create(res, &mut obj);
+    ctx.state.admission.mutate(res, "", &mut obj);
     strategy::set_requester(res, &mut obj, &ctx.user.name, &ctx.user.groups);
     validate(res, &obj)?;
+    crate::authz::escalation::check_request(ctx, None, &obj).await?;
     if dry_run {
         return Ok(Some(respond_object(
             ctx,

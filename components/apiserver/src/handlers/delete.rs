@@ -149,15 +149,16 @@ pub async fn delete_one(ctx: &Ctx, name: &str, opts: &DeleteOptions) -> Result<D
             .get(&key)
             .await?
             .ok_or_else(|| ctx.not_found(name))?;
+        // Checked as Kubernetes' BeforeDelete does, whose Conflict names the Kind.
         if let Some(uid) = &opts.uid
             && uid != meta::uid(&current.object)
         {
             return Err(ApiError::conflict(
                 res.group,
-                res.plural,
+                res.kind,
                 name,
                 &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    "the UID in the precondition ({uid}) does not match the UID in record ({}). The object might have been deleted and then recreated",
                     meta::uid(&current.object)
                 ),
             ));
@@ -167,31 +168,15 @@ pub async fn delete_one(ctx: &Ctx, name: &str, opts: &DeleteOptions) -> Result<D
         {
             return Err(ApiError::conflict(
                 res.group,
-                res.plural,
+                res.kind,
                 name,
                 &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    "the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record ({}). The object might have been modified",
                     current.mod_revision
                 ),
             ));
         }
         let mut obj = current.object.clone();
-        let mut finalizers = meta::finalizers(&obj);
-        match opts.propagation.as_deref() {
-            Some("Orphan") => {
-                finalizers.retain(|f| f != "foregroundDeletion");
-                if !finalizers.iter().any(|f| f == "orphan") {
-                    finalizers.push("orphan".into());
-                }
-            }
-            Some("Foreground") => {
-                finalizers.retain(|f| f != "orphan");
-                if !finalizers.iter().any(|f| f == "foregroundDeletion") {
-                    finalizers.push("foregroundDeletion".into());
-                }
-            }
-            _ => {}
-        }
         let is_namespace = res.group.is_empty() && res.plural == "namespaces";
         let spec_finalizers = is_namespace
             && obj
@@ -199,14 +184,20 @@ pub async fn delete_one(ctx: &Ctx, name: &str, opts: &DeleteOptions) -> Result<D
                 .and_then(Value::as_array)
                 .is_some_and(|f| !f.is_empty());
         let already = meta::deletion_timestamp(&obj).is_some();
-        // Finalizers already being processed are not re-added by a repeated delete.
-        if already {
-            finalizers = meta::finalizers(&obj);
-        }
         let grace = strategy::grace_period(res, &obj, opts.grace);
         let old_grace = meta::metadata(&obj)
             .and_then(|m| m.get("deletionGracePeriodSeconds"))
             .and_then(Value::as_i64);
+        // A pod waiting for its kubelet and a terminating namespace keep their finalizers;
+        // every other delete recomputes the garbage collector's, so a second delete with
+        // another policy swaps them as in Kubernetes.
+        let graceful_pending = already && old_grace.unwrap_or(0) > 0;
+        let current_finalizers = meta::finalizers(&obj);
+        let finalizers = if graceful_pending || (already && is_namespace) {
+            current_finalizers.clone()
+        } else {
+            gc_finalizers(res, &current_finalizers, opts.propagation.as_deref())
+        };
         let immediate = finalizers.is_empty() && !spec_finalizers && grace == 0;
         if immediate {
             if dry_run {
@@ -227,22 +218,31 @@ pub async fn delete_one(ctx: &Ctx, name: &str, opts: &DeleteOptions) -> Result<D
                 WriteOutcome::Conflict => continue,
             }
         }
-        if already
-            && old_grace.is_some_and(|g| g <= grace)
-            && finalizers == meta::finalizers(&current.object)
-        {
+        if already && old_grace.is_some_and(|g| g <= grace) && finalizers == current_finalizers {
             // Already terminating with an equal or shorter period: nothing to change.
             return Ok(Deleted {
                 object: obj,
                 gone: false,
             });
         }
-        let when = chrono::Utc::now() + chrono::Duration::seconds(grace);
-        meta::set(
-            &mut obj,
-            "deletionTimestamp",
-            json!(meta::format_time(when)),
-        );
+        if !already {
+            // Controllers must see the deletion as a change of intent: Kubernetes bumps
+            // the generation when it first marks an object (markAsDeleting, BeforeDelete).
+            let generation = meta::generation(&obj);
+            if generation > 0 {
+                meta::set(&mut obj, "generation", json!(generation + 1));
+            }
+        }
+        // An object held only by finalizers keeps the deletionTimestamp of its first
+        // delete; a graceful one moves it to the new, shorter deadline.
+        if !already || grace > 0 || old_grace.unwrap_or(0) > 0 {
+            let when = chrono::Utc::now() + chrono::Duration::seconds(grace);
+            meta::set(
+                &mut obj,
+                "deletionTimestamp",
+                json!(meta::format_time(when)),
+            );
+        }
         meta::set(&mut obj, "deletionGracePeriodSeconds", json!(grace));
         meta::set_finalizers(&mut obj, &finalizers);
         if is_namespace {
@@ -275,6 +275,53 @@ pub async fn delete_one(ctx: &Ctx, name: &str, opts: &DeleteOptions) -> Result<D
     ))
 }
 
+/// The garbage collector's finalizers.
+const ORPHAN: &str = "orphan";
+const FOREGROUND: &str = "foregroundDeletion";
+
+/// The finalizers an object has after a delete, as Kubernetes'
+/// `deletionFinalizersForGarbageCollection` computes them: `orphan` and
+/// `foregroundDeletion` follow the request's propagationPolicy, else the one the object
+/// already carries, else the resource's default (batch/v1 Jobs orphan their pods, for
+/// backward compatibility); every other finalizer stays. An unchanged set keeps its order.
+fn gc_finalizers(
+    res: &kadm_apimachinery::ResourceInfo,
+    current: &[String],
+    propagation: Option<&str>,
+) -> Vec<String> {
+    let carried = current
+        .iter()
+        .map(String::as_str)
+        .find(|f| *f == ORPHAN || *f == FOREGROUND);
+    let (orphan, foreground) = match (propagation, carried) {
+        (Some("Orphan"), _) => (true, false),
+        (Some("Foreground"), _) => (false, true),
+        (Some(_), _) => (false, false),
+        (None, Some(f)) => (f == ORPHAN, f == FOREGROUND),
+        (None, None) => (
+            res.group == "batch" && res.version == "v1" && res.plural == "jobs",
+            false,
+        ),
+    };
+    let mut next: Vec<String> = current
+        .iter()
+        .filter(|f| *f != ORPHAN && *f != FOREGROUND)
+        .cloned()
+        .collect();
+    if orphan {
+        next.push(ORPHAN.into());
+    }
+    if foreground {
+        next.push(FOREGROUND.into());
+    }
+    let as_set = |l: &[String]| l.iter().cloned().collect::<std::collections::BTreeSet<_>>();
+    if as_set(&next) == as_set(current) {
+        current.to_vec()
+    } else {
+        next
+    }
+}
+
 pub async fn delete(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let opts = DeleteOptions::parse(ctx)?;
     let res = ctx.res();
@@ -303,16 +350,78 @@ pub async fn delete_collection(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
             Err(e) => return Err(e),
         }
     }
-    let body = json!({
-        "kind": res.list_kind(),
-        "apiVersion": res.api_version(),
-        "metadata": {"resourceVersion": listed.revision.to_string()},
-        "items": items,
-    });
-    let format = if ctx.format == Format::Yaml {
-        Format::Yaml
-    } else {
-        Format::Json
+    let list_meta = json!({"resourceVersion": listed.revision.to_string()});
+    let body = match ctx.format {
+        // Checked once the deletes are done, as Kubernetes transforms the answer only.
+        Format::Partial(p) => {
+            p.check(res, true)?;
+            p.list_of(list_meta, &items)
+        }
+        _ => json!({
+            "kind": res.list_kind(),
+            "apiVersion": res.api_version(),
+            "metadata": list_meta,
+            "items": items,
+        }),
     };
-    Ok(response::object(StatusCode::OK, &body, format))
+    Ok(response::object(
+        StatusCode::OK,
+        &body,
+        ctx.format.encoding(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(group: &str, plural: &str) -> &'static kadm_apimachinery::ResourceInfo {
+        kadm_apimachinery::registry::lookup(group, "v1", plural).expect("served resource")
+    }
+
+    fn strings(l: &[&str]) -> Vec<String> {
+        l.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn gc_finalizers_follow_the_policy_then_the_object_then_the_default() {
+        let deploy = res("apps", "deployments");
+        let cases: &[(&[&str], Option<&str>, &[&str])] = &[
+            (&[], None, &[]),
+            (&[], Some("Background"), &[]),
+            (&[], Some("Orphan"), &["orphan"]),
+            (&[], Some("Foreground"), &["foregroundDeletion"]),
+            (&["foregroundDeletion"], Some("Orphan"), &["orphan"]),
+            (&["orphan"], Some("Foreground"), &["foregroundDeletion"]),
+            (&["orphan"], Some("Background"), &[]),
+            (&["orphan"], None, &["orphan"]),
+            (&["foregroundDeletion"], None, &["foregroundDeletion"]),
+            (
+                &["example.com/x", "orphan"],
+                Some("Foreground"),
+                &["example.com/x", "foregroundDeletion"],
+            ),
+            // An unchanged set keeps its order.
+            (
+                &["orphan", "example.com/x"],
+                Some("Orphan"),
+                &["orphan", "example.com/x"],
+            ),
+        ];
+        for (current, policy, want) in cases {
+            assert_eq!(
+                gc_finalizers(deploy, &strings(current), *policy),
+                strings(want),
+                "{current:?} with {policy:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn batch_v1_jobs_orphan_by_default() {
+        let jobs = res("batch", "jobs");
+        assert_eq!(gc_finalizers(jobs, &[], None), strings(&["orphan"]));
+        assert!(gc_finalizers(jobs, &[], Some("Background")).is_empty());
+        assert!(gc_finalizers(res("", "configmaps"), &[], None).is_empty());
+    }
 }

@@ -174,7 +174,8 @@ pub fn to_wire(res: &ResourceInfo, mut obj: Value) -> Value {
     obj
 }
 
-/// One object in the negotiated format (a one-row Table when asked for a Table).
+/// One object in the negotiated format (a one-row Table when asked for a Table, its
+/// metadata when asked for `PartialObjectMetadata`).
 pub fn respond_object(ctx: &Ctx, code: StatusCode, obj: Value) -> Response<Body> {
     match ctx.format {
         Format::Table => {
@@ -192,6 +193,12 @@ pub fn respond_object(ctx: &Ctx, code: StatusCode, obj: Value) -> Response<Body>
                 ),
             )
         }
+        // As in Kubernetes, a write asked for the wrong kind is answered 406 after it
+        // has been made.
+        Format::Partial(p) => match p.check(ctx.res(), false) {
+            Ok(()) => response::object(code, &p.object(&obj), ctx.format),
+            Err(e) => response::error(&e),
+        },
         f => response::object(code, &obj, f),
     }
 }
@@ -377,7 +384,13 @@ pub fn check_type(res: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
 }
 
 /// Decodes into the Kubernetes type and validates; no object reaches etcd otherwise.
+/// `obj` is in its stored form: events.k8s.io Events are checked as the core Events they
+/// are stored as.
 pub fn validate(res: &ResourceInfo, obj: &Value) -> Result<(), ApiError> {
+    let res = match res.group {
+        "events.k8s.io" => kadm_apimachinery::registry::lookup("", "v1", "events").unwrap_or(res),
+        _ => res,
+    };
     kadm_apimachinery::validation::decode_typed(res, obj).map_err(|e| {
         ApiError::bad_request(format!("the object does not decode as {}: {e}", res.kind))
     })?;

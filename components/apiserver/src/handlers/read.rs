@@ -17,7 +17,7 @@ use super::{Ctx, respond_object, to_wire};
 use std::sync::Arc;
 
 use crate::cache::{Cacher, Entry, FRESHNESS_TIMEOUT, Page};
-use crate::response::{self, Body, Format};
+use crate::response::{self, Body, Format, Partial};
 
 pub async fn get(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let stored = ctx
@@ -281,6 +281,9 @@ pub async fn list(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
             "includeObject must be one of None, Metadata, Object",
         ));
     }
+    if let Format::Partial(p) = ctx.format {
+        p.check(ctx.res(), true)?;
+    }
     if let Some(r) = list_from_cache(ctx, &filter).await? {
         return Ok(r);
     }
@@ -297,19 +300,15 @@ fn render_list(ctx: &Ctx, listed: &Listed) -> Response<Body> {
                 table::IncludeObject::parse(ctx.query.str("includeObject")).unwrap_or_default();
             table::to_table(res, &listed.items, list_meta(listed), include, true)
         }
-        _ => json!({
+        Format::Partial(p) => p.list_of(list_meta(listed), &listed.items),
+        Format::Json | Format::Yaml => json!({
             "kind": res.list_kind(),
             "apiVersion": res.api_version(),
             "metadata": list_meta(listed),
             "items": listed.items,
         }),
     };
-    let format = if ctx.format == Format::Yaml {
-        Format::Yaml
-    } else {
-        Format::Json
-    };
-    response::object(StatusCode::OK, &body, format)
+    response::object(StatusCode::OK, &body, ctx.format.encoding())
 }
 
 /// Serves a LIST from the watch cache, or `None` when etcd must answer it.
@@ -372,7 +371,22 @@ async fn list_from_cache(ctx: &Ctx, filter: &Filter) -> Result<Option<Response<B
         None
     };
     if ctx.format == Format::Json && cacher.layout.is_primary(ctx.res()) {
-        return Ok(Some(json_list(ctx.res(), page, continue_token, remaining)));
+        return Ok(Some(json_list(
+            ListHead::Resource(ctx.res()),
+            page,
+            continue_token,
+            remaining,
+        )));
+    }
+    if let Format::Partial(p) = ctx.format
+        && !p.yaml
+    {
+        return Ok(Some(json_list(
+            ListHead::Partial(p),
+            page,
+            continue_token,
+            remaining,
+        )));
     }
     let listed = Listed {
         items: page
@@ -387,11 +401,20 @@ async fn list_from_cache(ctx: &Ctx, filter: &Filter) -> Result<Option<Response<B
     Ok(Some(render_list(ctx, &listed)))
 }
 
-/// A JSON list assembled from the cache's encoded objects, without re-serializing them,
-/// and streamed in chunks: no allocation of the whole list, and the first bytes are on
-/// their way while the rest is assembled.
+/// What a list streamed from the cache is made of.
+#[derive(Clone, Copy)]
+enum ListHead {
+    /// `<Kind>List` of the cached objects as they are.
+    Resource(&'static ResourceInfo),
+    /// `PartialObjectMetadataList` of the cached objects' metadata.
+    Partial(Partial),
+}
+
+/// A JSON list assembled from the cache's encoded objects (or their metadata), without
+/// re-serializing them, and streamed in chunks: no allocation of the whole list, and the
+/// first bytes are on their way while the rest is assembled.
 fn json_list(
-    res: &ResourceInfo,
+    what: ListHead,
     page: Page,
     continue_token: Option<String>,
     remaining: Option<i64>,
@@ -402,7 +425,16 @@ fn json_list(
         continue_token,
         remaining,
     });
-    let head = json!({"kind": res.list_kind(), "apiVersion": res.api_version(), "metadata": meta});
+    let (head, item_head) = match what {
+        ListHead::Resource(res) => (
+            json!({"kind": res.list_kind(), "apiVersion": res.api_version(), "metadata": meta}),
+            None,
+        ),
+        ListHead::Partial(p) => (
+            json!({"kind": "PartialObjectMetadataList", "apiVersion": p.api_version(), "metadata": meta}),
+            Some(p.item_head()),
+        ),
+    };
     // `{"kind":…,"apiVersion":…,"metadata":{…}}` without its closing brace, then the items.
     let mut head = match serde_json::to_vec(&head) {
         Ok(h) => h,
@@ -410,7 +442,7 @@ fn json_list(
     };
     head.pop();
     head.extend_from_slice(b",\"items\":[");
-    let body = ListBody::new(head, page.items);
+    let body = ListBody::new(head, page.items, item_head);
     let len = body.len;
     let mut r = Response::new(http_body_util::BodyExt::boxed(body));
     *r.status_mut() = StatusCode::OK;
@@ -427,6 +459,8 @@ fn json_list(
 struct ListBody {
     head: Option<Vec<u8>>,
     items: std::vec::IntoIter<Arc<Entry>>,
+    /// Items are `item_head + metadata + "}"` (metadata-only lists), else the objects.
+    item_head: Option<&'static [u8]>,
     first: bool,
     done: bool,
     len: u64,
@@ -436,14 +470,16 @@ struct ListBody {
 const LIST_CHUNK: usize = 64 * 1024;
 
 impl ListBody {
-    fn new(head: Vec<u8>, items: Vec<Arc<Entry>>) -> ListBody {
-        let len = head.len()
-            + items.iter().map(|e| e.json.len()).sum::<usize>()
-            + items.len().saturating_sub(1)
-            + 2;
+    fn new(head: Vec<u8>, items: Vec<Arc<Entry>>, item_head: Option<&'static [u8]>) -> ListBody {
+        let items_len = match item_head {
+            None => items.iter().map(|e| e.json.len()).sum::<usize>(),
+            Some(h) => items.iter().map(|e| h.len() + e.metadata().len() + 1).sum(),
+        };
+        let len = head.len() + items_len + items.len().saturating_sub(1) + 2;
         ListBody {
             head: Some(head),
             items: items.into_iter(),
+            item_head,
             first: true,
             done: false,
             len: len as u64,
@@ -472,7 +508,14 @@ impl http_body::Body for ListBody {
                     if !std::mem::take(&mut self.first) {
                         buf.push(b',');
                     }
-                    buf.extend_from_slice(&e.json);
+                    match self.item_head {
+                        None => buf.extend_from_slice(&e.json),
+                        Some(h) => {
+                            buf.extend_from_slice(h);
+                            buf.extend_from_slice(e.metadata());
+                            buf.push(b'}');
+                        }
+                    }
                 }
                 None => {
                     buf.extend_from_slice(b"]}");
@@ -544,13 +587,49 @@ mod tests {
                     )
                 })
                 .collect();
-            let page = Page {
+            let page = |items| Page {
                 rev: 9,
                 items,
                 continue_after: None,
                 remaining: 0,
             };
-            let resp = json_list(res, page, Some("tok".into()), Some(3));
+            let partial = Partial {
+                list: true,
+                v1beta1: false,
+                yaml: false,
+            };
+            let resp = json_list(
+                ListHead::Partial(partial),
+                page(items.clone()),
+                Some("tok".into()),
+                Some(3),
+            );
+            let announced: usize = resp.headers()[http::header::CONTENT_LENGTH]
+                .to_str()
+                .expect("len")
+                .parse()
+                .expect("number");
+            let body = resp.into_body().collect().await.expect("body").to_bytes();
+            assert_eq!(body.len(), announced, "{n} metadata items");
+            let v: Value = serde_json::from_slice(&body).expect("metadata list json");
+            assert_eq!(v["kind"], "PartialObjectMetadataList");
+            assert_eq!(v["apiVersion"], "meta.k8s.io/v1");
+            assert_eq!(v["metadata"]["continue"], "tok");
+            assert_eq!(v["metadata"]["remainingItemCount"], 3);
+            assert_eq!(v["items"].as_array().map(Vec::len), Some(n));
+            for (i, item) in v["items"].as_array().into_iter().flatten().enumerate() {
+                assert_eq!(item["kind"], "PartialObjectMetadata");
+                assert_eq!(item["apiVersion"], "meta.k8s.io/v1");
+                assert_eq!(item["metadata"]["name"], format!("c{i:03}"));
+                assert!(item.get("data").is_none(), "metadata only");
+            }
+
+            let resp = json_list(
+                ListHead::Resource(res),
+                page(items),
+                Some("tok".into()),
+                Some(3),
+            );
             let announced: usize = resp.headers()[http::header::CONTENT_LENGTH]
                 .to_str()
                 .expect("len")

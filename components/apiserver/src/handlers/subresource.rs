@@ -65,6 +65,14 @@ pub async fn get_scale(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
             &kadm_apimachinery::table::scale_to_table(&scale, include),
         ));
     }
+    if let crate::response::Format::Partial(p) = ctx.format {
+        p.check_type(false, "*autoscaling.Scale")?;
+        return Ok(response::object(
+            StatusCode::OK,
+            &p.object(&scale),
+            ctx.format,
+        ));
+    }
     Ok(response::json(StatusCode::OK, &scale))
 }
 

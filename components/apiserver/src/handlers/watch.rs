@@ -37,6 +37,9 @@ const FRAME_BYTES: usize = 64 * 1024;
 enum Line {
     /// An event whose object is the cache's shared encoding.
     Shared(EventType, Bytes),
+    /// A `PartialObjectMetadata` event: the item head, then the cache's shared
+    /// encoding of the object's metadata.
+    Partial(EventType, &'static [u8], Bytes),
     /// A line encoded for this watcher alone (tables, bookmarks, errors, other kinds).
     Own(Bytes),
 }
@@ -50,6 +53,14 @@ impl Line {
                 buf.extend_from_slice(b"\",\"object\":");
                 buf.extend_from_slice(obj);
                 buf.extend_from_slice(b"}\n");
+            }
+            Line::Partial(ty, head, metadata) => {
+                buf.extend_from_slice(b"{\"type\":\"");
+                buf.extend_from_slice(ty.as_str().as_bytes());
+                buf.extend_from_slice(b"\",\"object\":");
+                buf.extend_from_slice(head);
+                buf.extend_from_slice(metadata);
+                buf.extend_from_slice(b"}}\n");
             }
             Line::Own(b) => buf.extend_from_slice(b),
         }
@@ -67,6 +78,9 @@ struct Encoder {
 
 impl Encoder {
     fn line(&self, ty: EventType, e: &Entry) -> Line {
+        if let Format::Partial(p) = self.format {
+            return Line::Partial(ty, p.item_head(), e.metadata().clone());
+        }
         if self.shared {
             return Line::Shared(ty, e.json.clone());
         }
@@ -83,7 +97,8 @@ impl Encoder {
                 self.include,
                 true,
             ),
-            _ => obj,
+            Format::Partial(p) => p.object(&obj),
+            Format::Json | Format::Yaml => obj,
         };
         let mut line =
             serde_json::to_vec(&json!({"type": ty, "object": object})).unwrap_or_default();
@@ -96,7 +111,11 @@ impl Encoder {
         if initial_events_end {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        let obj = json!({"kind": self.res.kind, "apiVersion": self.res.api_version(), "metadata": metadata});
+        let (kind, api_version) = match self.format {
+            Format::Partial(p) => ("PartialObjectMetadata", p.api_version().to_string()),
+            _ => (self.res.kind, self.res.api_version()),
+        };
+        let obj = json!({"kind": kind, "apiVersion": api_version, "metadata": metadata});
         let mut line =
             serde_json::to_vec(&json!({"type": "BOOKMARK", "object": obj})).unwrap_or_default();
         line.push(b'\n');
@@ -203,6 +222,11 @@ pub async fn watch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let include = table::IncludeObject::parse(ctx.query.str("includeObject")).ok_or_else(|| {
         ApiError::bad_request("includeObject must be one of None, Metadata, Object")
     })?;
+    // Watch events carry single objects. (Kubernetes starts such a watch and ends it at
+    // the first event, which it cannot encode; refusing it up front tells the client why.)
+    if let Format::Partial(p) = ctx.format {
+        p.check(ctx.res(), false)?;
+    }
     let cache = ctx.state.cache.clone();
     let cacher = cache
         .cacher(ctx.res())
@@ -221,7 +245,8 @@ pub async fn watch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         res: ctx.res(),
         format: ctx.format,
         include,
-        shared: ctx.format != Format::Table && cacher.layout.is_primary(ctx.res()),
+        shared: matches!(ctx.format, Format::Json | Format::Yaml)
+            && cacher.layout.is_primary(ctx.res()),
     };
 
     // The initial state is as fresh as the request asks: a consistent read for
@@ -477,5 +502,45 @@ mod tests {
         assert_eq!(v["type"], "MODIFIED");
         assert_eq!(v["object"]["metadata"]["resourceVersion"], "7");
         assert_eq!(v["object"]["kind"], "ConfigMap");
+    }
+
+    #[test]
+    fn metadata_watchers_get_partial_object_metadata_events_and_bookmarks() {
+        let c = cacher();
+        let e = entry(&c, json!({"a": "b"}), 7);
+        let enc = Encoder {
+            res: c.layout.primary,
+            format: Format::Partial(crate::response::Partial {
+                list: false,
+                v1beta1: false,
+                yaml: false,
+            }),
+            include: table::IncludeObject::default(),
+            shared: false,
+        };
+        let mut buf = BytesMut::new();
+        enc.line(EventType::Deleted, &e).write(&mut buf);
+        enc.bookmark(9, true).write(&mut buf);
+        let lines: Vec<Value> = buf
+            .as_ref()
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).expect("json line"))
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["type"], "DELETED");
+        assert_eq!(
+            lines[0]["object"],
+            json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                "metadata": {"name": "a", "namespace": "default", "labels": {"a": "b"}, "resourceVersion": "7"}})
+        );
+        assert_eq!(lines[1]["type"], "BOOKMARK");
+        assert_eq!(lines[1]["object"]["kind"], "PartialObjectMetadata");
+        assert_eq!(lines[1]["object"]["apiVersion"], "meta.k8s.io/v1");
+        assert_eq!(lines[1]["object"]["metadata"]["resourceVersion"], "9");
+        assert_eq!(
+            lines[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+            "true"
+        );
     }
 }

@@ -98,9 +98,11 @@ pub async fn create(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let mut obj = to_storage(res, obj);
     managedfields::set_managed_fields(&mut obj, managed);
     strategy::prepare_create(res, &mut obj);
+    ctx.state.admission.mutate(res, "", &mut obj);
     strategy::set_requester(res, &mut obj, &ctx.user.name, &ctx.user.groups);
     // Validate with the generateName prefix standing in for the name, as Kubernetes does.
     validate(res, &obj)?;
+    crate::authz::escalation::check_request(ctx, None, &obj).await?;
     for attempt in 0..8 {
         if generate {
             let name = format!("{}{}", meta::generate_name(&obj), random_suffix());
@@ -154,12 +156,14 @@ pub(super) async fn store_update(
     manager: Option<&str>,
 ) -> Result<Option<Value>, ApiError> {
     let res = ctx.res();
+    ctx.state.admission.mutate(res, sub, &mut new);
     strategy::prepare_update(res, &current.object, &mut new, sub)?;
     if let Some(manager) = manager {
         let managed = super::apply::managed_for_update(ctx, &current.object, &new, sub, manager);
         managedfields::set_managed_fields(&mut new, managed);
     }
     validate(res, &new)?;
+    crate::authz::escalation::check_request(ctx, Some(&current.object), &new).await?;
     let key = ctx.key(&ctx.req.name);
     let dry_run = ctx.dry_run()?;
     if strategy::should_delete_during_update(res, &new) {
