@@ -147,6 +147,112 @@ struct Shape {
     cpu_per_pod_us: f64,
     create_rate: f64,
     cpu_split: String,
+    /// Pods, scheduler start → last binding rate, first → last binding rate.
+    backlog: Option<(usize, f64, f64)>,
+}
+
+/// Bind times by pod index, filled by a watch task that ends once every pod in
+/// `from..from + count` was seen bound.
+type Bindings = Arc<Mutex<Vec<Option<Instant>>>>;
+
+/// Starts one watch on the namespace (from now) that records when each pod
+/// `pod-{from}`…`pod-{from + count - 1}` is first seen with a `spec.nodeName`.
+async fn watch_bindings(
+    cluster: &TestCluster,
+    admin: &kadm_e2e::H2Client,
+    from: usize,
+    count: usize,
+) -> anyhow::Result<(Bindings, tokio::task::JoinHandle<anyhow::Result<()>>)> {
+    let list = admin
+        .get(&format!("/api/v1/namespaces/{NAMESPACE}/pods?limit=1"))
+        .await?;
+    let rv = list.json()?["metadata"]["resourceVersion"]
+        .as_str()
+        .context("list resourceVersion")?
+        .to_string();
+    let watcher = cluster.h2(Windows::GENEROUS).await?;
+    let (status, mut lines) = watcher
+        .stream(&format!(
+            "/api/v1/namespaces/{NAMESPACE}/pods?watch=1&resourceVersion={rv}&allowWatchBookmarks=false"
+        ))
+        .await?;
+    anyhow::ensure!(status == 200, "watch pods: {status}");
+    let bound: Bindings = Arc::new(Mutex::new(vec![None; count]));
+    let task = {
+        let bound = bound.clone();
+        tokio::spawn(async move {
+            // The connection lives as long as the stream.
+            let _watcher = watcher;
+            let mut seen = 0;
+            while seen < count {
+                let Some(line) = lines.next().await? else {
+                    bail!("the pod watch ended after {seen} bindings");
+                };
+                const NEEDLE: &[u8] = b"\"nodeName\":\"";
+                if !line.windows(NEEDLE.len()).any(|w| w == NEEDLE) {
+                    continue;
+                }
+                let now = Instant::now();
+                let ev: Value = serde_json::from_slice(&line)?;
+                let Some(i) = ev["object"]["metadata"]["name"].as_str().and_then(index) else {
+                    continue;
+                };
+                let Some(slot) = i.checked_sub(from).filter(|k| *k < count) else {
+                    continue;
+                };
+                let mut b = bound.lock().unwrap_or_else(|e| e.into_inner());
+                if b[slot].is_none() {
+                    b[slot] = Some(now);
+                    seen += 1;
+                }
+            }
+            anyhow::Ok(())
+        })
+    };
+    Ok((bound, task))
+}
+
+/// Creates pods `from..from + count` with `creators` connections; the acknowledgement
+/// time of each and the wall time.
+async fn create_pods(
+    cluster: &TestCluster,
+    creators: usize,
+    from: usize,
+    count: usize,
+) -> anyhow::Result<(Vec<Option<Instant>>, Duration)> {
+    let mut clients = Vec::new();
+    for _ in 0..creators {
+        clients.push(cluster.h2(Windows::GENEROUS).await?);
+    }
+    let clients = Arc::new(clients);
+    let acked: Bindings = Arc::new(Mutex::new(vec![None; count]));
+    let (_, took) = {
+        let acked = acked.clone();
+        bounded(
+            "creating pods",
+            run_concurrently(count, creators, move |w, k| {
+                let c = clients[w].clone();
+                let acked = acked.clone();
+                let i = from + k;
+                async move {
+                    let r = c
+                        .request(
+                            Method::POST,
+                            &format!("/api/v1/namespaces/{NAMESPACE}/pods"),
+                            Some("application/json"),
+                            pod(i),
+                        )
+                        .await?;
+                    anyhow::ensure!(r.status == 201, "create pod {i}: {} {}", r.status, r.text());
+                    acked.lock().unwrap_or_else(|e| e.into_inner())[k] = Some(Instant::now());
+                    Ok(())
+                }
+            }),
+        )
+        .await?
+    };
+    let acked = acked.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    Ok((acked, took))
 }
 
 async fn run_shape(p: &Params, nodes: usize) -> anyhow::Result<Shape> {
@@ -182,21 +288,33 @@ async fn run_shape(p: &Params, nodes: usize) -> anyhow::Result<Shape> {
     let kubeconfig = cluster
         .dir()
         .join(kadm_bootstrap::kubeconfig::SCHEDULER_CONF);
-    let mut scheduler = Process::spawn(
-        "kadm-scheduler",
-        &scheduler_binary()?,
-        &[
-            std::ffi::OsString::from("--kubeconfig"),
-            kubeconfig.into(),
-            "--secure-port".into(),
-            port.to_string().into(),
-            "--leader-elect=false".into(),
-        ],
-        &[("KADM_LOG", "warn")],
-        &log,
-    )?;
-    let sched_pid = scheduler.pid();
-    let result = measure(p, nodes, &cluster, &admin, &mut scheduler, port).await;
+    let spawn = || {
+        Process::spawn(
+            "kadm-scheduler",
+            &scheduler_binary()?,
+            &[
+                std::ffi::OsString::from("--kubeconfig"),
+                kubeconfig.clone().into(),
+                "--secure-port".into(),
+                port.to_string().into(),
+                "--leader-elect=false".into(),
+            ],
+            &[("KADM_LOG", "warn")],
+            &log,
+        )
+    };
+    let mut scheduler = spawn()?;
+    let mut result = measure(p, nodes, &cluster, &admin, &mut scheduler, port).await;
+    if let Ok(shape) = &mut result {
+        scheduler.terminate(Duration::from_secs(5));
+        match backlog(p, &cluster, &admin, || spawn()).await {
+            Ok((restarted, rates)) => {
+                scheduler = restarted;
+                shape.backlog = Some(rates);
+            }
+            Err(e) => result = Err(e),
+        }
+    }
     if result.is_err() {
         eprintln!(
             "kadm-scheduler log (last lines):\n{}",
@@ -205,8 +323,30 @@ async fn run_shape(p: &Params, nodes: usize) -> anyhow::Result<Shape> {
     }
     scheduler.terminate(Duration::from_secs(5));
     hollow.stop().await;
-    let _ = sched_pid;
     result
+}
+
+/// The scheduler alone: `--pods / 2` pods created while no scheduler runs, then a
+/// scheduler started; (scheduler start → last binding, first → last binding) rates.
+async fn backlog(
+    p: &Params,
+    cluster: &TestCluster,
+    admin: &kadm_e2e::H2Client,
+    spawn: impl FnOnce() -> anyhow::Result<Process>,
+) -> anyhow::Result<(Process, (usize, f64, f64))> {
+    let count = p.pods / 2;
+    let from = p.pods + 1;
+    let (bound, task) = watch_bindings(cluster, admin, from, count).await?;
+    create_pods(cluster, p.creators, from, count).await?;
+    let started = Instant::now();
+    let scheduler = spawn()?;
+    bounded("backlog bindings", async { task.await? }).await?;
+    let bound = bound.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let times: Vec<Instant> = bound.iter().flatten().copied().collect();
+    let first = times.iter().min().copied().context("no binding")?;
+    let last = times.iter().max().copied().context("no binding")?;
+    let rate = |d: Duration| count as f64 / d.as_secs_f64().max(1e-9);
+    Ok((scheduler, (count, rate(last - started), rate(last - first))))
 }
 
 async fn measure(
@@ -231,50 +371,9 @@ async fn measure(
     })
     .await?;
 
-    // The watch that sees bindings, from before the first create.
-    let list = admin
-        .get(&format!("/api/v1/namespaces/{NAMESPACE}/pods?limit=1"))
-        .await?;
-    let rv = list.json()?["metadata"]["resourceVersion"]
-        .as_str()
-        .context("list resourceVersion")?
-        .to_string();
-    let watcher = cluster.h2(Windows::GENEROUS).await?;
-    let (status, mut lines) = watcher
-        .stream(&format!(
-            "/api/v1/namespaces/{NAMESPACE}/pods?watch=1&resourceVersion={rv}&allowWatchBookmarks=false"
-        ))
-        .await?;
-    anyhow::ensure!(status == 200, "watch pods: {status}");
     // pods + 1: the warm-up pod is the last index.
     let total = p.pods + 1;
-    let bound: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; total]));
-    let seen = {
-        let bound = bound.clone();
-        tokio::spawn(async move {
-            let mut count = 0;
-            while count < total {
-                let Some(line) = lines.next().await? else {
-                    bail!("the pod watch ended after {count} bindings");
-                };
-                const NEEDLE: &[u8] = b"\"nodeName\":\"";
-                if !line.windows(NEEDLE.len()).any(|w| w == NEEDLE) {
-                    continue;
-                }
-                let now = Instant::now();
-                let ev: Value = serde_json::from_slice(&line)?;
-                let Some(i) = ev["object"]["metadata"]["name"].as_str().and_then(index) else {
-                    continue;
-                };
-                let mut b = bound.lock().unwrap_or_else(|e| e.into_inner());
-                if i < total && b[i].is_none() {
-                    b[i] = Some(now);
-                    count += 1;
-                }
-            }
-            anyhow::Ok(())
-        })
-    };
+    let (bound, seen) = watch_bindings(cluster, admin, 0, total).await?;
 
     // Warm-up: one pod bound proves the scheduler's caches are synced.
     let warm = p.pods;
@@ -307,38 +406,8 @@ async fn measure(
         std::process::id(),
     ];
     let cpu0 = procs.map(cpu_seconds);
-    let mut creators = Vec::new();
-    for _ in 0..p.creators {
-        creators.push(cluster.h2(Windows::GENEROUS).await?);
-    }
-    let creators = Arc::new(creators);
-    let acked: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; p.pods]));
     let first_create = Instant::now();
-    let (_, create_took) = {
-        let acked = acked.clone();
-        let creators = creators.clone();
-        bounded(
-            "creating pods",
-            run_concurrently(p.pods, p.creators, move |w, i| {
-                let c = creators[w].clone();
-                let acked = acked.clone();
-                async move {
-                    let r = c
-                        .request(
-                            Method::POST,
-                            &format!("/api/v1/namespaces/{NAMESPACE}/pods"),
-                            Some("application/json"),
-                            pod(i),
-                        )
-                        .await?;
-                    anyhow::ensure!(r.status == 201, "create pod {i}: {} {}", r.status, r.text());
-                    acked.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(Instant::now());
-                    Ok(())
-                }
-            }),
-        )
-        .await?
-    };
+    let (acked, create_took) = create_pods(cluster, p.creators, 0, p.pods).await?;
     bounded("bindings", async { seen.await? }).await?;
     let cpu1 = procs.map(cpu_seconds);
     let per_pod = |i: usize| (cpu1[i] - cpu0[i]) * 1e6 / p.pods as f64;
@@ -352,7 +421,6 @@ async fn measure(
     let (rss, hwm) = memory_mib(sched_pid)?;
 
     let bound = bound.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let acked = acked.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let times: Vec<Instant> = bound[..p.pods].iter().flatten().copied().collect();
     let first_bind = times.iter().min().copied().context("no binding")?;
     let last_bind = times.iter().max().copied().context("no binding")?;
@@ -383,6 +451,7 @@ async fn measure(
         cpu_per_pod_us: per_pod(2),
         cpu_split,
         create_rate: p.pods as f64 / create_took.as_secs_f64().max(1e-9),
+        backlog: None,
     })
 }
 
@@ -414,6 +483,12 @@ async fn run() -> anyhow::Result<bool> {
             s.sched_rate,
             verdict(rate_ok)
         );
+        if let Some((n, from_start, first_last)) = s.backlog {
+            println!(
+                "| {} nodes: backlog of {n} pending pods, scheduler start → last binding | {from_start:.0} pods/s (first → last binding {first_last:.0}/s) | (scheduler alone) | |",
+                s.nodes
+            );
+        }
         println!(
             "| {} nodes, {} pods: create acknowledged → binding seen | p50 {}, p99 {} | | |",
             s.nodes,
