@@ -117,12 +117,14 @@ async fn history_job(
 
 /// Writes `status.lastScheduleTime`, then lets the CronJob run.
 async fn last_ran_at(cronjobs: &Api<CronJob>, name: &str, at: Timestamp) -> anyhow::Result<()> {
-    let mut cj = cronjobs.get(name).await?;
-    cj.status
-        .get_or_insert_with(Default::default)
-        .last_schedule_time = Some(Time(at));
+    // A merge patch, not a replace: the controller writes the status concurrently (it
+    // sees the history Jobs), and a replace from a stale read would conflict.
     cronjobs
-        .replace_status(name, &PostParams::default(), &cj)
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"lastScheduleTime": Time(at)}})),
+        )
         .await?;
     cronjobs
         .patch(

@@ -5,8 +5,8 @@
 //! create to the last binding. Per shape (`--nodes`, `--pods`; `--large` adds 5,000
 //! nodes) it starts its own etcd and release kadm-apiserver (the kadm-e2e fixture),
 //! registers hollow nodes (`kadm_e2e::hollow`: Node objects with allocatable, lease
-//! heartbeats, bound pods marked Running), starts the release `kadm-scheduler`, binds
-//! one warm-up pod (so the scheduler's caches are synced), then:
+//! heartbeats, bound pods marked Running unless `--no-kubelets`), starts the release
+//! `kadm-scheduler`, binds one warm-up pod (so the scheduler's caches are synced), then:
 //!
 //! - `--creators` HTTP/2 clients create `--pods` pods of mixed requests as fast as the
 //!   apiserver takes them;
@@ -52,6 +52,9 @@ struct Params {
     pods: usize,
     creators: usize,
     large: bool,
+    /// Hollow kubelets leave pods alone (no status writes), as in Kubernetes'
+    /// scheduler_perf, which runs no kubelets.
+    no_kubelets: bool,
 }
 
 impl Params {
@@ -61,6 +64,7 @@ impl Params {
             pods: 10_000,
             creators: 32,
             large: false,
+            no_kubelets: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
@@ -74,9 +78,13 @@ impl Params {
                     p.large = true;
                     continue;
                 }
+                "--no-kubelets" => {
+                    p.no_kubelets = true;
+                    continue;
+                }
                 "-h" | "--help" => {
                     println!(
-                        "kadm-bench-scheduler [--quick] [--large] [--nodes N] [--pods N] [--creators N]"
+                        "kadm-bench-scheduler [--quick] [--large] [--no-kubelets] [--nodes N] [--pods N] [--creators N]"
                     );
                     std::process::exit(0);
                 }
@@ -273,6 +281,7 @@ async fn run_shape(p: &Params, nodes: usize) -> anyhow::Result<Shape> {
                 count: nodes,
                 name_prefix: "node".into(),
                 zones: 3,
+                manage_pods: !p.no_kubelets,
                 ..HollowSpec::default()
             },
         ),
