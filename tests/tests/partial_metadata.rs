@@ -345,18 +345,21 @@ async fn accept_fallbacks_and_mismatched_kinds_follow_kubernetes() -> anyhow::Re
     ensure!(status == 200, "get: {status} {v}");
     ensure!(
         v["kind"] == "PartialObjectMetadata" && v["apiVersion"] == META_V1,
-        "{v}"
+        "get with client-go's header: {v}"
     );
     ensure!(v.get("data").is_none(), "metadata only: {v}");
     ensure!(
         v["metadata"]["name"] == "a" && v["metadata"]["uid"].is_string(),
-        "{v}"
+        "get metadata: {v}"
     );
     let (status, v) = raw_json(&client, &list, CLIENT_GO_LIST).await?;
     ensure!(status == 200, "list: {status} {v}");
-    ensure!(v["kind"] == "PartialObjectMetadataList", "{v}");
+    ensure!(
+        v["kind"] == "PartialObjectMetadataList",
+        "list with client-go's header: {v}"
+    );
     let items = v["items"].as_array().context("items")?;
-    ensure!(names(items) == ["a", "b"], "{v}");
+    ensure!(names(items) == ["a", "b"], "list items: {v}");
     for i in items {
         ensure!(
             i["kind"] == "PartialObjectMetadata"
@@ -365,7 +368,7 @@ async fn accept_fallbacks_and_mismatched_kinds_follow_kubernetes() -> anyhow::Re
             "item {i}"
         );
     }
-    ensure!(v["metadata"]["resourceVersion"].is_string(), "{v}");
+    ensure!(v["metadata"]["resourceVersion"].is_string(), "list rv: {v}");
 
     // An unsupported version is skipped for the next entry (v1beta1 here).
     let beta = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v2,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1beta1,application/json";
@@ -374,7 +377,7 @@ async fn accept_fallbacks_and_mismatched_kinds_follow_kubernetes() -> anyhow::Re
     ensure!(
         v["apiVersion"] == "meta.k8s.io/v1beta1"
             && v["items"][0]["apiVersion"] == "meta.k8s.io/v1beta1",
-        "{v}"
+        "v1beta1 fallback: {v}"
     );
     // The same list from etcd (an exact revision) is the same metadata.
     let rv = v["metadata"]["resourceVersion"].as_str().unwrap_or("");

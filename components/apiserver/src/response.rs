@@ -83,21 +83,28 @@ impl<'a> Clause<'a> {
         })
     }
 
-    fn is_wildcard(s: &str) -> bool {
-        s == "*"
+    /// Kubernetes' preference (`goautoneg`): higher `q` first, then a specific type
+    /// before a wildcard; lower is preferred, ties keep the client's order.
+    fn rank(&self) -> (u16, bool, bool) {
+        let q = (self.q.clamp(0.0, 1.0) * 1000.0).round() as u16;
+        (1000 - q, self.kind == "*", self.subtype == "*")
     }
 
     /// What kadm renders for this entry, if it can: JSON for `application/json` and the
     /// wildcards, YAML, and the meta.k8s.io conversions Kubernetes offers every resource
     /// (Tables in JSON; metadata in JSON or YAML). Protobuf is not produced.
     fn format(&self) -> Option<Format> {
-        let encoding = match (
-            self.kind.to_ascii_lowercase().as_str(),
-            self.subtype.to_ascii_lowercase().as_str(),
-        ) {
-            ("application", "json" | "*") | ("*", "*") => Format::Json,
-            ("application", "yaml") => Format::Yaml,
-            _ => return None,
+        let is = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+        let encoding = if self.kind == "*" && self.subtype == "*" {
+            Format::Json
+        } else if !is(self.kind, "application") {
+            return None;
+        } else if is(self.subtype, "json") || self.subtype == "*" {
+            Format::Json
+        } else if is(self.subtype, "yaml") {
+            Format::Yaml
+        } else {
+            return None;
         };
         let Some((kind, group, version)) = self.convert else {
             return Some(encoding);
@@ -130,13 +137,22 @@ pub fn negotiate(accept: Option<&str>) -> Option<Format> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Some(Format::Json);
     };
-    let mut clauses: Vec<Clause> = accept.split(',').filter_map(Clause::parse).collect();
-    clauses.sort_by(|a, b| {
-        b.q.total_cmp(&a.q)
-            .then_with(|| Clause::is_wildcard(a.kind).cmp(&Clause::is_wildcard(b.kind)))
-            .then_with(|| Clause::is_wildcard(a.subtype).cmp(&Clause::is_wildcard(b.subtype)))
-    });
-    clauses.iter().find_map(Clause::format)
+    const FIRST_CHOICE: (u16, bool, bool) = (0, false, false);
+    let mut best: Option<((u16, bool, bool), Format)> = None;
+    for clause in accept.split(',').filter_map(Clause::parse) {
+        let Some(format) = clause.format() else {
+            continue;
+        };
+        let rank = clause.rank();
+        if best.is_none_or(|(r, _)| rank < r) {
+            best = Some((rank, format));
+        }
+        if rank == FIRST_CHOICE {
+            // Nothing after it can be preferred.
+            break;
+        }
+    }
+    best.map(|(_, format)| format)
 }
 
 pub fn object(code: StatusCode, value: &Value, format: Format) -> Response<Body> {

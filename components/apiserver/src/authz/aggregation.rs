@@ -35,17 +35,12 @@ pub fn start(store: Store, cache: Arc<WatchCache>) -> tokio::task::JoinHandle<()
                 Err(_) => continue,
             };
             sync(&store, cacher).await;
-            loop {
-                match live.recv().await {
-                    Ok(_) | Err(RecvError::Lagged(_)) => {
-                        // Let a burst of changes settle, then aggregate once.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        while live.try_recv().is_ok() {}
-                        sync(&store, cacher).await;
-                    }
-                    // The cache re-listed: follow it again.
-                    Err(RecvError::Closed) => break,
-                }
+            // Ends when the cache re-lists (the broadcast closes): then follow it again.
+            while let Ok(_) | Err(RecvError::Lagged(_)) = live.recv().await {
+                // Let a burst of changes settle, then aggregate once.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                while live.try_recv().is_ok() {}
+                sync(&store, cacher).await;
             }
         }
     })
