@@ -316,7 +316,7 @@ async fn run_shape(p: &Params, nodes: usize) -> anyhow::Result<Shape> {
     let mut result = measure(p, nodes, &cluster, &admin, &mut scheduler, port).await;
     if let Ok(shape) = &mut result {
         scheduler.terminate(Duration::from_secs(5));
-        match backlog(p, &cluster, &admin, || spawn()).await {
+        match backlog(p, &cluster, &admin, spawn).await {
             Ok((restarted, rates)) => {
                 scheduler = restarted;
                 shape.backlog = Some(rates);
