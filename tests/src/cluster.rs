@@ -74,10 +74,19 @@ fn loopback() -> IpAddr {
 /// `target/<profile>/kadm-apiserver`, found from this test binary's location
 /// (`target/<profile>/deps/<test>-<hash>`), or `$KADM_APISERVER_BIN`.
 pub fn apiserver_binary() -> anyhow::Result<PathBuf> {
-    if let Some(p) = std::env::var_os("KADM_APISERVER_BIN") {
+    let found = workspace_binary("kadm-apiserver", "KADM_APISERVER_BIN")?;
+    warn_if_stale(&found);
+    Ok(found)
+}
+
+/// A binary of the workspace (`target/<profile>/<name>`, next to this test binary's
+/// `deps/` directory or this binary itself), or the file `$<env_override>` names: how tests
+/// of one crate start another crate's component.
+pub fn workspace_binary(name: &str, env_override: &str) -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os(env_override) {
         let p = PathBuf::from(p);
         if !p.is_file() {
-            bail!("KADM_APISERVER_BIN={} is not a file", p.display());
+            bail!("{env_override}={} is not a file", p.display());
         }
         return Ok(p);
     }
@@ -86,17 +95,14 @@ pub fn apiserver_binary() -> anyhow::Result<PathBuf> {
         .ancestors()
         .skip(1)
         .take(2)
-        .map(|d| d.join("kadm-apiserver"))
+        .map(|d| d.join(name))
         .collect();
     match candidates.iter().find(|c| c.is_file()) {
-        Some(found) => {
-            warn_if_stale(found);
-            Ok(found.clone())
-        }
+        Some(found) => Ok(found.clone()),
         None => bail!(
-            "the kadm-apiserver binary is missing (looked for {}); build it first with \
-             `cargo build -p kadm-apiserver` (same profile as the tests) or run `make test`, \
-             or point KADM_APISERVER_BIN at one",
+            "the {name} binary is missing (looked for {}); build it first with \
+             `cargo build -p {name}` (same profile as the tests) or run `make test`, \
+             or point {env_override} at one",
             candidates
                 .iter()
                 .map(|c| c.display().to_string())
