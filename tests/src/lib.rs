@@ -12,6 +12,7 @@
 
 pub mod bench;
 pub mod cluster;
+pub mod component;
 pub mod h2;
 pub mod hollow;
 pub mod http;

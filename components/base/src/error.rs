@@ -1,5 +1,6 @@
-//! Errors of the shared helpers (leader election, the health endpoint).
+//! Errors of the shared helpers (leader election, the health endpoint, the process shell).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// What can go wrong in kadm-base.
@@ -37,6 +38,26 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    #[error("read kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: PathBuf,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+
+    #[error("build an apiserver client from {path}: {source}")]
+    Client {
+        path: PathBuf,
+        #[source]
+        source: Box<kube::Error>,
+    },
+
+    #[error("install the signal handler: {0}")]
+    Signal(#[source] std::io::Error),
+
+    #[error("the lease renewal task stopped unexpectedly: {0}")]
+    RenewTask(String),
 
     /// The host name for the default identity could not be read.
     #[error("read the host name from {path}: {source}")]

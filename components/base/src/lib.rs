@@ -1,6 +1,7 @@
 //! What every kadm binary shares: one logging setup, one version string, the
 //! way a component that is not built yet refuses to run, and leader election
-//! for the components that run one active replica (controller-manager, scheduler).
+//! for the components that run one active replica (controller-manager, scheduler), with
+//! their process shell (kubeconfig client, signals, the lease around the work).
 //!
 //! Keeping these in one crate means a log line from the apiserver and one from the
 //! kubelet look the same, and `kadm upgrade` can compare versions by one rule.
@@ -9,6 +10,7 @@ pub mod error;
 pub mod health;
 pub mod leader;
 pub mod logging;
+pub mod process;
 pub mod version;
 
 pub use error::{Error, Result};

@@ -31,26 +31,23 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
-use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 
-use crate::backoff::Failures;
 use crate::controllers::CRONJOB;
 use crate::error::{Error, Result, api_code, api_message};
 use crate::job::tracking;
 use crate::workload::claim::{controller_of, controller_ref};
 use crate::workload::events::{Events, Kind};
+use crate::workload::runner::{Retry, Runner, key};
 use schedule::Schedule;
 
 /// The annotation with a Job's scheduled time (RFC 3339, in the CronJob's zone).
 pub const SCHEDULED_TIMESTAMP_ANNOTATION: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
 /// Added to every requeue, so the sync lands just after the scheduled time.
 const NEXT_SCHEDULE_DELTA: Duration = Duration::from_millis(100);
-/// Retry delays after failed syncs.
-const BACKOFF_BASE: Duration = Duration::from_millis(5);
-const BACKOFF_MAX: Duration = Duration::from_secs(1000);
 
 /// The CronJob controller's settings.
 #[derive(Debug, Clone)]
@@ -64,7 +61,6 @@ pub struct Ctx {
     pub client: Client,
     pub jobs: Store<Job>,
     events: Events,
-    failures: Failures,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -90,31 +86,12 @@ pub async fn run(
         client: client.clone(),
         jobs: job_store,
         events: Events::start(client.clone(), CRONJOB),
-        failures: Failures::default(),
     });
-    Controller::new(Api::<CronJob>::all(client), watcher::Config::default())
-        .owns_stream(jobs)
-        .with_config(controller::Config::default().concurrency(config.concurrency))
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            match res {
-                Ok((obj, _)) => tracing::trace!(cronjob = %obj, "synced"),
-                Err(controller::Error::ReconcilerFailed(_, _)) => {}
-                Err(controller::Error::ObjectNotFound(obj)) => {
-                    tracing::trace!(cronjob = %obj, "cronjob gone before its sync");
-                }
-                Err(e) => {
-                    tracing::warn!(controller = CRONJOB, error = %e, "watch trouble, retrying")
-                }
-            }
-        })
+    let controller =
+        Controller::new(Api::<CronJob>::all(client), watcher::Config::default()).owns_stream(jobs);
+    Runner::new(CRONJOB, config.concurrency, Retry::default_rate_limiter())
+        .run(controller, reconcile, ctx, shutdown)
         .await;
-    tracing::info!(controller = CRONJOB, "controller stopped");
-}
-
-fn key(cj: &CronJob) -> String {
-    format!("{}/{}", cj.namespace().unwrap_or_default(), cj.name_any())
 }
 
 fn api_err(action: &'static str, object: String) -> impl FnOnce(kube::Error) -> Error {
@@ -130,7 +107,7 @@ pub async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<Action> {
     if ctx.jobs.wait_until_ready().await.is_err() {
         return Ok(Action::await_change());
     }
-    let k = key(&cj);
+    let k = key(&*cj);
     let api = Api::<CronJob>::namespaced(ctx.client.clone(), &cj.namespace().unwrap_or_default());
     let fresh = api
         .get_opt(&cj.name_any())
@@ -140,16 +117,7 @@ pub async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<Action> {
         return Ok(Action::await_change());
     };
     let requeue = sync(&ctx, fresh, Timestamp::now()).await?;
-    ctx.failures.forget(&k);
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
-}
-
-/// Requeues a failed CronJob with exponential back-off.
-pub fn error_policy(cj: Arc<CronJob>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    let k = key(&cj);
-    let delay = crate::backoff::exponential(ctx.failures.record(&k), BACKOFF_BASE, BACKOFF_MAX);
-    tracing::warn!(cronjob = %k, error = %err, retry_in_ms = delay.as_millis() as u64, "cronjob sync failed");
-    Action::requeue(delay)
 }
 
 /// The Job for the run at `scheduled` (Kubernetes' `getJobFromTemplate2`).

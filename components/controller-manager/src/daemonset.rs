@@ -27,24 +27,23 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod, PodTemplateSpec};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::Selector;
-use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
-use crate::backoff::Failures;
 use crate::controllers::DAEMONSET;
 use crate::error::{Error, Result, api_code, api_message};
 use crate::history;
 use crate::workload::claim::{self, Claimant};
 use crate::workload::events::{Events, Kind};
+use crate::workload::runner::{Retry, Runner};
 use crate::workload::selector;
 use plan::{Budget, ByNode, Removal, Target};
 
@@ -54,6 +53,7 @@ pub const COMPONENT: &str = "daemonset-controller";
 pub const BURST: usize = 250;
 /// How often a DaemonSet is looked at without changes (a deleted node, a lost event).
 const RESYNC: Duration = Duration::from_secs(300);
+/// Retry delays after failed syncs.
 const BACKOFF_BASE: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
@@ -74,7 +74,6 @@ impl Default for Config {
 pub struct Ctx {
     client: Client,
     events: Events,
-    failures: Failures,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -86,7 +85,6 @@ pub async fn run(
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         events: Events::start(client.clone(), COMPONENT),
-        failures: Failures::default(),
     });
     tracing::info!(controller = DAEMONSET, "starting controller");
     let controller = Controller::new(
@@ -95,7 +93,7 @@ pub async fn run(
     );
     // A node change may concern every DaemonSet.
     let sets = controller.store();
-    controller
+    let controller = controller
         // Not `owns`: that takes metadata-only watches, which the apiserver does not serve.
         .watches(
             Api::<Pod>::all(client.clone()),
@@ -111,22 +109,14 @@ pub async fn run(
                     .map(|ds| ObjectRef::from_obj(ds.as_ref()))
                     .collect::<Vec<_>>()
             },
-        )
-        .with_config(controller::Config::default().concurrency(config.concurrency))
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            match res {
-                Ok((ds, _)) => tracing::trace!(daemonset = %ds, "synced"),
-                Err(controller::Error::ReconcilerFailed(_, _)) => {}
-                Err(controller::Error::ObjectNotFound(ds)) => {
-                    tracing::debug!(daemonset = %ds, "daemonset gone before its sync");
-                }
-                Err(e) => tracing::warn!(error = %e, "daemonset watch trouble, retrying"),
-            }
-        })
-        .await;
-    tracing::info!(controller = DAEMONSET, "controller stopped");
+        );
+    Runner::new(
+        DAEMONSET,
+        config.concurrency,
+        Retry::new(BACKOFF_BASE, BACKOFF_MAX),
+    )
+    .run(controller, reconcile, ctx, shutdown)
+    .await;
 }
 
 /// The workload of kind `K` controlling a pod, as the key to sync.
@@ -138,14 +128,6 @@ where
     claim::controller_of(&pod.metadata)
         .filter(|r| r.kind == K::kind(&()) && r.api_version == K::api_version(&()))
         .map(|r| ObjectRef::new(&r.name).within(&ns))
-}
-
-/// Requeues a failed DaemonSet with exponential back-off.
-pub fn error_policy(ds: Arc<DaemonSet>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    let key = format!("{}/{}", ds.namespace().unwrap_or_default(), ds.name_any());
-    let delay = crate::backoff::exponential(ctx.failures.record(&key), BACKOFF_BASE, BACKOFF_MAX);
-    tracing::warn!(daemonset = %key, error = %err, retry_in_ms = delay.as_millis() as u64, "daemonset sync failed");
-    Action::requeue(delay)
 }
 
 fn api_err(action: &'static str, object: String) -> impl FnOnce(kube::Error) -> Error {
@@ -183,7 +165,6 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action> {
         return Ok(Action::await_change());
     };
     let action = sync(&ds, &sel, &ctx).await?;
-    ctx.failures.forget(&key);
     Ok(action)
 }
 

@@ -24,28 +24,22 @@ pub mod status;
 pub mod sync;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
-use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
-use crate::backoff::Failures;
 use crate::controllers::DEPLOYMENT;
-use crate::error::{Error, Result, is_conflict};
+use crate::error::Result;
 use crate::workload::claim::controller_of;
 use crate::workload::events::Events;
+use crate::workload::runner::{Retry, Runner};
 use crate::workload::{selector, triggers};
-
-/// First retry delay after a failed sync (Kubernetes' default controller rate limiter).
-const BACKOFF_BASE: Duration = Duration::from_millis(5);
-/// Longest retry delay after failed syncs.
-const BACKOFF_MAX: Duration = Duration::from_secs(1000);
 
 /// The Deployment controller's settings.
 #[derive(Debug, Clone)]
@@ -60,7 +54,6 @@ pub struct Ctx {
     pub replicasets: Store<ReplicaSet>,
     pub pods: Store<Pod>,
     pub events: Events,
-    failures: Failures,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -112,7 +105,6 @@ pub async fn run(
         replicasets: rs_store.clone(),
         pods: pod_store,
         events: Events::start(client, DEPLOYMENT),
-        failures: Failures::default(),
     });
     let selecting = {
         let store = d_store.clone();
@@ -123,27 +115,17 @@ pub async fn run(
         let replicasets = rs_store.clone();
         move |pod: Pod| recreate_deployment_of(&deployments, &replicasets, &pod)
     };
-    Controller::for_stream(deployments, d_store)
+    let controller = Controller::for_stream(deployments, d_store)
         .owns_stream(controlled)
         .watches_stream(orphans, selecting)
-        .watches_stream(deleted_pods, recreating)
-        .with_config(controller::Config::default().concurrency(config.concurrency))
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            match res {
-                Ok((obj, _)) => tracing::trace!(deployment = %obj, "synced"),
-                Err(controller::Error::ReconcilerFailed(_, _)) => {}
-                Err(controller::Error::ObjectNotFound(obj)) => {
-                    tracing::debug!(deployment = %obj, "deployment gone before its sync");
-                }
-                Err(e) => {
-                    tracing::warn!(controller = DEPLOYMENT, error = %e, "watch trouble, retrying")
-                }
-            }
-        })
-        .await;
-    tracing::info!(controller = DEPLOYMENT, "controller stopped");
+        .watches_stream(deleted_pods, recreating);
+    Runner::new(
+        DEPLOYMENT,
+        config.concurrency,
+        Retry::default_rate_limiter().quiet_conflicts(),
+    )
+    .run(controller, reconcile, ctx, shutdown)
+    .await;
 }
 
 /// The Deployments in the ReplicaSet's namespace whose selector matches it (for orphans).
@@ -178,10 +160,6 @@ fn recreate_deployment_of(
     (rollout::strategy(&d) == rollout::RECREATE).then_some(key)
 }
 
-fn key(d: &Deployment) -> String {
-    format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any())
-}
-
 /// Syncs one Deployment.
 pub async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action> {
     // A sync on an unfilled cache would take every ReplicaSet for missing.
@@ -191,19 +169,5 @@ pub async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action> {
         return Ok(Action::await_change());
     }
     let requeue = sync::Sync::new(&ctx, &d).run().await?;
-    ctx.failures.forget(&key(&d));
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
-}
-
-/// Requeues a failed Deployment with exponential back-off.
-pub fn error_policy(d: Arc<Deployment>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    let k = key(&d);
-    let delay = crate::backoff::exponential(ctx.failures.record(&k), BACKOFF_BASE, BACKOFF_MAX);
-    if is_conflict(err) {
-        // A write based on a cache older than the object: routine, retried at once.
-        tracing::debug!(deployment = %k, error = %err, retry_in_ms = delay.as_millis() as u64, "deployment changed during its sync; retrying");
-    } else {
-        tracing::warn!(deployment = %k, error = %err, retry_in_ms = delay.as_millis() as u64, "deployment sync failed");
-    }
-    Action::requeue(delay)
 }

@@ -30,17 +30,17 @@ use k8s_openapi::api::core::v1::{
     EndpointAddress, EndpointPort, Endpoints, ObjectReference, Pod, Service,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, PostParams};
-use kube::runtime::controller::{self, Action, Controller};
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
-use crate::backoff::Failures;
 use crate::controllers::ENDPOINTS;
 use crate::error::{Error, Result, api_code};
 use crate::workload::events::{Events, Kind};
 use crate::workload::pods;
+use crate::workload::runner::{Retry, Runner, key};
 use membership::HEADLESS_LABEL;
 use subsets::{OVER_CAPACITY_ANNOTATION, Packer};
 use triggertime::Tracker;
@@ -49,10 +49,6 @@ use triggertime::Tracker;
 pub const EVENT_SOURCE: &str = "endpoint-controller";
 /// Endpoints holding a leader-election record (old-style locks) are never leftovers.
 const LEADER_ANNOTATION: &str = "control-plane.alpha.kubernetes.io/leader";
-/// First retry delay after a failed sync.
-const BACKOFF_BASE: Duration = Duration::from_millis(5);
-/// Longest retry delay after failed syncs.
-const BACKOFF_MAX: Duration = Duration::from_secs(1000);
 /// Attempts at deleting the Endpoints of a deleted Service.
 const DELETE_ATTEMPTS: u32 = 3;
 
@@ -70,7 +66,6 @@ pub struct Ctx {
     pub endpoints: Store<Endpoints>,
     tracker: Tracker,
     events: Events,
-    failures: Failures,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -109,32 +104,19 @@ pub async fn run(
         endpoints: ep_store,
         tracker: Tracker::default(),
         events: Events::start(client.clone(), EVENT_SOURCE),
-        failures: Failures::default(),
     });
-    let gone_ctx = ctx.clone();
-    controller
+    let controller = controller
         .reconcile_on(pod_triggers)
-        .reconcile_on(endpoints_triggers(ep_events))
-        .with_config(controller::Config::default().concurrency(config.concurrency))
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(move |res| {
-            let ctx = gone_ctx.clone();
-            async move {
-                match res {
-                    Ok((obj, _)) => tracing::trace!(service = %obj, "synced"),
-                    Err(controller::Error::ReconcilerFailed(_, _)) => {}
-                    // The Service is gone (or never was, for leftover Endpoints).
-                    Err(controller::Error::ObjectNotFound(obj)) => {
-                        let ns = obj.namespace.clone().unwrap_or_default();
-                        delete_endpoints(&ctx, &ns, &obj.name).await;
-                    }
-                    Err(e) => tracing::warn!(controller = ENDPOINTS, error = %e, "watch trouble, retrying"),
-                }
-            }
-        })
+        .reconcile_on(endpoints_triggers(ep_events));
+    // The Service is gone (or never was, for leftover Endpoints).
+    let gone = |ctx: Arc<Ctx>, svc: ObjectRef<DynamicObject>| async move {
+        let ns = svc.namespace.clone().unwrap_or_default();
+        delete_endpoints(&ctx, &ns, &svc.name).await;
+    };
+    Runner::new(ENDPOINTS, config.concurrency, Retry::default_rate_limiter())
+        .on_gone(gone)
+        .run(controller, reconcile, ctx, shutdown)
         .await;
-    tracing::info!(controller = ENDPOINTS, "controller stopped");
 }
 
 /// Endpoints events that concern their Service: deletions (made again if the Service still
@@ -201,10 +183,6 @@ async fn delete_endpoints(ctx: &Ctx, namespace: &str, name: &str) {
     }
 }
 
-fn key(svc: &Service) -> String {
-    format!("{}/{}", svc.namespace().unwrap_or_default(), svc.name_any())
-}
-
 /// Syncs the Endpoints of one Service.
 pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action> {
     // Building endpoints before the pod cache is filled would empty them.
@@ -213,16 +191,7 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action> {
         return Ok(Action::await_change());
     }
     sync(&svc, &ctx).await?;
-    ctx.failures.forget(&key(&svc));
     Ok(Action::await_change())
-}
-
-/// Requeues a failed Service with exponential back-off.
-pub fn error_policy(svc: Arc<Service>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    let k = key(&svc);
-    let delay = crate::backoff::exponential(ctx.failures.record(&k), BACKOFF_BASE, BACKOFF_MAX);
-    tracing::warn!(service = %k, error = %err, retry_in_ms = delay.as_millis() as u64, "endpoints sync failed");
-    Action::requeue(delay)
 }
 
 /// The labels the Endpoints of `svc` carry: the Service's, plus the headless marker.

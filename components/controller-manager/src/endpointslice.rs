@@ -21,18 +21,16 @@ pub mod reconciler;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{StreamExt, future};
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::runtime::controller::{self, Action, Controller};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 
-use crate::backoff::Failures;
 use crate::controllers::ENDPOINTSLICE;
 use crate::endpoints::membership::{self, HEADLESS_LABEL};
 use crate::endpoints::triggers;
@@ -40,6 +38,7 @@ use crate::endpoints::triggertime::{self, Tracker};
 use crate::error::{Error, Result, api_code, api_message};
 use crate::workload::events::{Events, Kind};
 use crate::workload::pods;
+use crate::workload::runner::{Retry, Runner, key};
 use reconciler::{Desired, Plan, SliceMeta};
 
 /// The label naming a slice's Service.
@@ -55,10 +54,6 @@ pub const EVENT_SOURCE: &str = "endpoint-slice-controller";
 /// Kubernetes' default and maximum for `--max-endpoints-per-slice`.
 pub const DEFAULT_MAX_ENDPOINTS: usize = 100;
 pub const MAX_MAX_ENDPOINTS: usize = 1000;
-/// First retry delay after a failed sync.
-const BACKOFF_BASE: Duration = Duration::from_millis(5);
-/// Longest retry delay after failed syncs.
-const BACKOFF_MAX: Duration = Duration::from_secs(1000);
 
 /// The EndpointSlice controller's settings.
 #[derive(Debug, Clone)]
@@ -77,7 +72,6 @@ pub struct Ctx {
     max: usize,
     tracker: Tracker,
     events: Events,
-    failures: Failures,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -127,36 +121,25 @@ pub async fn run(
         max: config.max_endpoints_per_slice.clamp(1, MAX_MAX_ENDPOINTS),
         tracker: Tracker::default(),
         events: Events::start(client, EVENT_SOURCE),
-        failures: Failures::default(),
     });
-    let gone = ctx.clone();
-    controller
+    let controller = controller
         .reconcile_on(pod_triggers)
         .reconcile_on(nodes)
-        .reconcile_on(slices)
-        .with_config(controller::Config::default().concurrency(config.concurrency))
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(move |res| {
-            let ctx = gone.clone();
-            async move {
-                match res {
-                    Ok((obj, _)) => tracing::trace!(service = %obj, "synced"),
-                    Err(controller::Error::ReconcilerFailed(_, _)) => {}
-                    // Its slices are owned by it: the garbage collector removes them.
-                    Err(controller::Error::ObjectNotFound(obj)) => {
-                        ctx.tracker.forget(obj.namespace.as_deref().unwrap_or_default(), &obj.name);
-                    }
-                    Err(e) => tracing::warn!(controller = ENDPOINTSLICE, error = %e, "watch trouble, retrying"),
-                }
-            }
-        })
-        .await;
-    tracing::info!(controller = ENDPOINTSLICE, "controller stopped");
-}
-
-fn key(svc: &Service) -> String {
-    format!("{}/{}", svc.namespace().unwrap_or_default(), svc.name_any())
+        .reconcile_on(slices);
+    // Its slices are owned by it: the garbage collector removes them.
+    let gone = |ctx: Arc<Ctx>, svc: ObjectRef<DynamicObject>| {
+        ctx.tracker
+            .forget(svc.namespace.as_deref().unwrap_or_default(), &svc.name);
+        future::ready(())
+    };
+    Runner::new(
+        ENDPOINTSLICE,
+        config.concurrency,
+        Retry::default_rate_limiter(),
+    )
+    .on_gone(gone)
+    .run(controller, reconcile, ctx, shutdown)
+    .await;
 }
 
 /// Syncs the EndpointSlices of one Service.
@@ -165,16 +148,7 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action> {
         return Ok(Action::await_change());
     }
     sync(&svc, &ctx).await?;
-    ctx.failures.forget(&key(&svc));
     Ok(Action::await_change())
-}
-
-/// Requeues a failed Service with exponential back-off.
-pub fn error_policy(svc: Arc<Service>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    let k = key(&svc);
-    let delay = crate::backoff::exponential(ctx.failures.record(&k), BACKOFF_BASE, BACKOFF_MAX);
-    tracing::warn!(service = %k, error = %err, retry_in_ms = delay.as_millis() as u64, "endpointslice sync failed");
-    Action::requeue(delay)
 }
 
 /// The labels of a Service's slices: the Service's own (minus the reserved keys), the

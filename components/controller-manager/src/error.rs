@@ -1,25 +1,10 @@
 //! Errors of the controller manager and its controllers.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 /// What can go wrong in kadm-controller-manager.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("read kubeconfig {path}: {source}")]
-    Kubeconfig {
-        path: PathBuf,
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
-
-    #[error("build an apiserver client from {path}: {source}")]
-    Client {
-        path: PathBuf,
-        #[source]
-        source: Box<kube::Error>,
-    },
-
     #[error("{0:?} is not in the list of known controllers (known: {known})", known = crate::controllers::known_names().join(", "))]
     UnknownController(String),
 
@@ -30,14 +15,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("install the signal handler: {0}")]
-    Signal(#[source] std::io::Error),
-
+    /// The kubeconfig, signals, leader election or the health endpoint (kadm-base).
     #[error(transparent)]
     Leader(#[from] kadm_base::Error),
-
-    #[error("the lease renewal task stopped unexpectedly: {0}")]
-    RenewTask(String),
 
     /// An apiserver call about one namespace failed.
     #[error("{action} namespace {name}: {source}")]

@@ -26,16 +26,17 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
-use kube::runtime::controller::{self, Action, Controller};
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 
-use crate::backoff::Failures;
 use crate::controllers::JOB;
 use crate::error::{Error, Result};
 use crate::workload::claim::controller_of;
 use crate::workload::events::{Events, Kind};
+use crate::workload::runner::{Retry, Runner};
 
 /// Kubernetes' pod-failure back-off: 10 s, doubling per failure, at most 10 minutes.
 pub const DEFAULT_POD_FAILURE_BACKOFF: Duration = Duration::from_secs(10);
@@ -71,7 +72,6 @@ pub struct Ctx {
     pub settings: Config,
     pub events: Events,
     pub backoff: backoff::Store,
-    failures: Failures,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -95,34 +95,25 @@ pub async fn run(
         client: client.clone(),
         events: Events::start(client.clone(), JOB),
         backoff: backoff::Store::default(),
-        failures: Failures::default(),
         settings: config.clone(),
     });
-    let gone = ctx.clone();
-    Controller::new(Api::<Job>::all(client), watcher::Config::default())
-        .owns_stream(pods)
-        .with_config(controller::Config::default().concurrency(config.concurrency))
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(move |res| {
-            let ctx = gone.clone();
-            async move {
-                match res {
-                    Ok((obj, _)) => tracing::trace!(job = %obj, "synced"),
-                    Err(controller::Error::ReconcilerFailed(_, _)) => {}
-                    Err(controller::Error::ObjectNotFound(obj)) => {
-                        let ns = obj.namespace.clone().unwrap_or_default();
-                        ctx.backoff.forget(&format!("{ns}/{}", obj.name));
-                        if let Err(e) = release_orphans(&ctx, &ns, &obj.name).await {
-                            tracing::warn!(namespace = %ns, job = %obj.name, error = %e, "could not release the pods of a deleted job");
-                        }
-                    }
-                    Err(e) => tracing::warn!(controller = JOB, error = %e, "watch trouble, retrying"),
-                }
-            }
-        })
-        .await;
-    tracing::info!(controller = JOB, "controller stopped");
+    let controller =
+        Controller::new(Api::<Job>::all(client), watcher::Config::default()).owns_stream(pods);
+    let gone = |ctx: Arc<Ctx>, job: ObjectRef<DynamicObject>| async move {
+        let ns = job.namespace.clone().unwrap_or_default();
+        ctx.backoff.forget(&format!("{ns}/{}", job.name));
+        if let Err(e) = release_orphans(&ctx, &ns, &job.name).await {
+            tracing::warn!(namespace = %ns, job = %job.name, error = %e, "could not release the pods of a deleted job");
+        }
+    };
+    Runner::new(
+        JOB,
+        config.concurrency,
+        Retry::new(BACKOFF_BASE, BACKOFF_MAX),
+    )
+    .on_gone(gone)
+    .run(controller, reconcile, ctx, shutdown)
+    .await;
 }
 
 /// Removes the tracking finalizer from pods whose Job (named `job`) is gone or finished
@@ -204,14 +195,5 @@ pub async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action> {
         return Ok(Action::await_change());
     }
     let action = sync::sync(&ctx, fresh).await?;
-    ctx.failures.forget(&k);
     Ok(action)
-}
-
-/// Requeues a failed Job with exponential back-off.
-pub fn error_policy(job: Arc<Job>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    let k = sync::key(&job);
-    let delay = crate::backoff::exponential(ctx.failures.record(&k), BACKOFF_BASE, BACKOFF_MAX);
-    tracing::warn!(job = %k, error = %err, retry_in_ms = delay.as_millis() as u64, "job sync failed");
-    Action::requeue(delay)
 }

@@ -29,23 +29,18 @@ use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
-use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
-use crate::backoff::Failures;
 use crate::controllers::REPLICASET;
-use crate::error::{Error, Result, api_message, is_conflict};
+use crate::error::{Error, Result, api_message};
 use crate::workload::claim::{self, Claimant, controller_of, controller_ref};
 use crate::workload::events::Events;
+use crate::workload::runner::{Retry, Runner, key};
 use crate::workload::{pods, selector, triggers};
 use expectations::{Expectations, PodKey};
-
-/// First retry delay after a failed sync (Kubernetes' default controller rate limiter).
-const BACKOFF_BASE: Duration = Duration::from_millis(5);
-/// Longest retry delay after failed syncs.
-const BACKOFF_MAX: Duration = Duration::from_secs(1000);
 
 /// The ReplicaSet controller's settings.
 #[derive(Debug, Clone)]
@@ -61,7 +56,6 @@ pub struct Ctx {
     pub pods: Store<Pod>,
     pub expectations: Arc<Expectations>,
     pub events: Events,
-    failures: Failures,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -108,32 +102,21 @@ pub async fn run(
         pods: pod_store,
         expectations,
         events: Events::start(client, REPLICASET),
-        failures: Failures::default(),
     });
     let selecting = {
         let store = rs_store.clone();
         move |pod: Pod| replicasets_selecting(&store, &pod)
     };
-    Controller::for_stream(replicasets, rs_store)
+    let controller = Controller::for_stream(replicasets, rs_store)
         .owns_stream(controlled)
-        .watches_stream(orphans, selecting)
-        .with_config(controller::Config::default().concurrency(config.concurrency))
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            match res {
-                Ok((obj, _)) => tracing::trace!(replicaset = %obj, "synced"),
-                Err(controller::Error::ReconcilerFailed(_, _)) => {}
-                Err(controller::Error::ObjectNotFound(obj)) => {
-                    tracing::debug!(replicaset = %obj, "replicaset gone before its sync");
-                }
-                Err(e) => {
-                    tracing::warn!(controller = REPLICASET, error = %e, "watch trouble, retrying")
-                }
-            }
-        })
-        .await;
-    tracing::info!(controller = REPLICASET, "controller stopped");
+        .watches_stream(orphans, selecting);
+    Runner::new(
+        REPLICASET,
+        config.concurrency,
+        Retry::default_rate_limiter().quiet_conflicts(),
+    )
+    .run(controller, reconcile, ctx, shutdown)
+    .await;
 }
 
 /// Counts a pod the cache did not hold yet as an observed creation of its ReplicaSet.
@@ -170,10 +153,6 @@ fn replicasets_selecting(store: &Store<ReplicaSet>, pod: &Pod) -> Vec<ObjectRef<
         .collect()
 }
 
-fn key(rs: &ReplicaSet) -> String {
-    format!("{}/{}", rs.namespace().unwrap_or_default(), rs.name_any())
-}
-
 /// Syncs one ReplicaSet.
 pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action> {
     // Counting pods before the pod cache is filled would create every pod again.
@@ -181,21 +160,7 @@ pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action> {
         return Ok(Action::await_change());
     }
     let action = sync(&rs, &ctx).await?;
-    ctx.failures.forget(&key(&rs));
     Ok(action)
-}
-
-/// Requeues a failed ReplicaSet with exponential back-off.
-pub fn error_policy(rs: Arc<ReplicaSet>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    let k = key(&rs);
-    let delay = crate::backoff::exponential(ctx.failures.record(&k), BACKOFF_BASE, BACKOFF_MAX);
-    if is_conflict(err) {
-        // A write based on a cache older than the object: routine, retried at once.
-        tracing::debug!(replicaset = %k, error = %err, retry_in_ms = delay.as_millis() as u64, "replicaset changed during its sync; retrying");
-    } else {
-        tracing::warn!(replicaset = %k, error = %err, retry_in_ms = delay.as_millis() as u64, "replicaset sync failed");
-    }
-    Action::requeue(delay)
 }
 
 /// Whether the cache still shows a pod this ReplicaSet deleted as alive.

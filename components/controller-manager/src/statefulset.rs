@@ -24,24 +24,23 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodTemplateSpec};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::Selector;
-use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
-use crate::backoff::Failures;
 use crate::controllers::STATEFULSET;
 use crate::error::{Error, Result, api_code, api_message};
 use crate::history;
 use crate::intstr;
 use crate::workload::claim::{self, Claimant};
 use crate::workload::events::{Events, Kind};
+use crate::workload::runner::{Retry, Runner};
 use crate::workload::selector;
 use plan::{Input, Rev, Step, Why};
 
@@ -49,6 +48,7 @@ use plan::{Input, Rev, Step, Why};
 pub const COMPONENT: &str = "statefulset-controller";
 /// How often a StatefulSet is looked at without changes.
 const RESYNC: Duration = Duration::from_secs(300);
+/// Retry delays after failed syncs.
 const BACKOFF_BASE: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
@@ -69,7 +69,6 @@ impl Default for Config {
 pub struct Ctx {
     client: Client,
     events: Events,
-    failures: Failures,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -81,10 +80,9 @@ pub async fn run(
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         events: Events::start(client.clone(), COMPONENT),
-        failures: Failures::default(),
     });
     tracing::info!(controller = STATEFULSET, "starting controller");
-    Controller::new(
+    let controller = Controller::new(
         Api::<StatefulSet>::all(client.clone()),
         watcher::Config::default(),
     )
@@ -92,30 +90,14 @@ pub async fn run(
         Api::<Pod>::all(client),
         watcher::Config::default(),
         crate::daemonset::owner::<StatefulSet>,
+    );
+    Runner::new(
+        STATEFULSET,
+        config.concurrency,
+        Retry::new(BACKOFF_BASE, BACKOFF_MAX),
     )
-    .with_config(controller::Config::default().concurrency(config.concurrency))
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, ctx)
-    .for_each(|res| async move {
-        match res {
-            Ok((set, _)) => tracing::trace!(statefulset = %set, "synced"),
-            Err(controller::Error::ReconcilerFailed(_, _)) => {}
-            Err(controller::Error::ObjectNotFound(set)) => {
-                tracing::debug!(statefulset = %set, "statefulset gone before its sync");
-            }
-            Err(e) => tracing::warn!(error = %e, "statefulset watch trouble, retrying"),
-        }
-    })
+    .run(controller, reconcile, ctx, shutdown)
     .await;
-    tracing::info!(controller = STATEFULSET, "controller stopped");
-}
-
-/// Requeues a failed StatefulSet with exponential back-off.
-pub fn error_policy(set: Arc<StatefulSet>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    let key = format!("{}/{}", set.namespace().unwrap_or_default(), set.name_any());
-    let delay = crate::backoff::exponential(ctx.failures.record(&key), BACKOFF_BASE, BACKOFF_MAX);
-    tracing::warn!(statefulset = %key, error = %err, retry_in_ms = delay.as_millis() as u64, "statefulset sync failed");
-    Action::requeue(delay)
 }
 
 fn api_err(action: &'static str, object: String) -> impl FnOnce(kube::Error) -> Error {
@@ -137,7 +119,6 @@ pub async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action> {
         return Ok(Action::await_change());
     };
     let action = sync(&set, &sel, &ctx).await?;
-    ctx.failures.forget(&key);
     Ok(action)
 }
 

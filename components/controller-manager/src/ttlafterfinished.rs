@@ -9,22 +9,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, DeleteParams, Preconditions, PropagationPolicy};
-use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
-use crate::backoff::Failures;
 use crate::controllers::TTL_AFTER_FINISHED;
 use crate::error::{Error, Result, api_code};
 use crate::job::tracking;
-
-/// Retry delays after failed syncs.
-const BACKOFF_BASE: Duration = Duration::from_millis(5);
-const BACKOFF_MAX: Duration = Duration::from_secs(1000);
+use crate::workload::runner::{Retry, Runner, key};
 
 /// The controller's settings.
 #[derive(Debug, Clone)]
@@ -36,7 +31,6 @@ pub struct Config {
 /// What every sync shares.
 pub struct Ctx {
     pub client: Client,
-    failures: Failures,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -48,24 +42,15 @@ pub async fn run(
     tracing::info!(controller = TTL_AFTER_FINISHED, "starting controller");
     let ctx = Arc::new(Ctx {
         client: client.clone(),
-        failures: Failures::default(),
     });
-    Controller::new(Api::<Job>::all(client), watcher::Config::default())
-        .with_config(controller::Config::default().concurrency(config.concurrency))
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            match res {
-                Ok((obj, _)) => tracing::trace!(job = %obj, "synced"),
-                Err(controller::Error::ReconcilerFailed(_, _)) => {}
-                Err(controller::Error::ObjectNotFound(obj)) => {
-                    tracing::trace!(job = %obj, "job gone before its sync");
-                }
-                Err(e) => tracing::warn!(controller = TTL_AFTER_FINISHED, error = %e, "watch trouble, retrying"),
-            }
-        })
-        .await;
-    tracing::info!(controller = TTL_AFTER_FINISHED, "controller stopped");
+    let controller = Controller::new(Api::<Job>::all(client), watcher::Config::default());
+    Runner::new(
+        TTL_AFTER_FINISHED,
+        config.concurrency,
+        Retry::default_rate_limiter(),
+    )
+    .run(controller, reconcile, ctx, shutdown)
+    .await;
 }
 
 /// When a Job with a TTL expires: `None` for Jobs without one, unfinished or being deleted.
@@ -88,10 +73,6 @@ fn left(at: Timestamp, now: Timestamp) -> Option<Duration> {
     (d > SignedDuration::ZERO).then(|| Duration::try_from(d).unwrap_or(Duration::ZERO))
 }
 
-fn key(job: &Job) -> String {
-    format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any())
-}
-
 /// Deletes the Job if its TTL has run out, else looks again when it will have.
 pub async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action> {
     let Some(at) = expires_at(&job) else {
@@ -100,7 +81,7 @@ pub async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action> {
     if let Some(wait) = left(at, Timestamp::now()) {
         return Ok(Action::requeue(wait));
     }
-    let k = key(&job);
+    let k = key(&*job);
     let api = Api::<Job>::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
     let api_err = |action| {
         let object = k.clone();
@@ -137,16 +118,7 @@ pub async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action> {
         Err(e) if api_code(&e) == Some(404) => {}
         Err(e) => return Err(api_err("delete expired job")(e)),
     }
-    ctx.failures.forget(&k);
     Ok(Action::await_change())
-}
-
-/// Requeues a failed Job with exponential back-off.
-pub fn error_policy(job: Arc<Job>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    let k = key(&job);
-    let delay = crate::backoff::exponential(ctx.failures.record(&k), BACKOFF_BASE, BACKOFF_MAX);
-    tracing::warn!(job = %k, error = %err, retry_in_ms = delay.as_millis() as u64, "ttl-after-finished sync failed");
-    Action::requeue(delay)
 }
 
 #[cfg(test)]

@@ -8,46 +8,25 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ControllerManager, wait_for};
+use common::wait_for;
+use common::workload::{self, Started, event_reasons, hollow};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Event, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kadm_e2e::TestCluster;
-use kadm_e2e::hollow::{HollowNodes, HollowSpec};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(60);
 const SCHEDULED: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
 
-async fn start(ns: &str) -> anyhow::Result<(TestCluster, Client, ControllerManager, HollowNodes)> {
-    let cluster = TestCluster::start().await?;
-    let client = cluster.kube_client().await?;
-    let mut cm = ControllerManager::start(
-        &cluster,
-        "controller-manager",
+async fn start(ns: &str) -> anyhow::Result<Started> {
+    workload::start(
         &["--controllers", "cronjob,job,garbagecollector"],
-    )?;
-    cm.wait_healthy().await;
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}}))?,
-        )
-        .await?;
-    let nodes = HollowNodes::start(
-        client.clone(),
-        HollowSpec {
-            count: 1,
-            name_prefix: "cjnode".into(),
-            lease_renew: Duration::from_secs(5),
-            ..HollowSpec::default()
-        },
+        ns,
+        hollow("cjnode", 1),
     )
-    .await?;
-    Ok((cluster, client, cm, nodes))
+    .await
 }
 
 fn cronjob(name: &str, schedule: &str, extra: serde_json::Value) -> anyhow::Result<CronJob> {
@@ -134,18 +113,6 @@ async fn last_ran_at(cronjobs: &Api<CronJob>, name: &str, at: Timestamp) -> anyh
         )
         .await?;
     Ok(())
-}
-
-async fn reasons(client: &Client, ns: &str, name: &str) -> Vec<String> {
-    Api::<Event>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| e.involved_object.name.as_deref() == Some(name))
-        .filter_map(|e| e.reason)
-        .collect()
 }
 
 fn minute_floor(t: Timestamp, every: i64) -> Timestamp {
@@ -242,7 +209,7 @@ async fn cronjob_runs_the_missed_time_completes_and_keeps_history_limits() -> an
     .await;
     assert_eq!(left, vec![name.clone(), "nightly-f2".to_string()]);
     let r = wait_for("cronjob events", WAIT, || async {
-        let r = reasons(&client, ns, "nightly").await;
+        let r = event_reasons(&client, ns, "nightly").await;
         (["SuccessfulCreate", "SawCompletedJob", "SuccessfulDelete"]
             .iter()
             .all(|x| r.iter().any(|y| y == x)))
@@ -264,7 +231,7 @@ async fn cronjob_runs_the_missed_time_completes_and_keeps_history_limits() -> an
         .await?;
     last_ran_at(&cronjobs, "busy", ago(200)).await?;
     wait_for("TooManyMissedTimes", WAIT, || async {
-        reasons(&client, ns, "busy")
+        event_reasons(&client, ns, "busy")
             .await
             .iter()
             .any(|r| r == "TooManyMissedTimes")
@@ -331,7 +298,7 @@ async fn cronjob_creates_its_job_on_the_next_minute_in_its_time_zone() -> anyhow
         Some(at)
     );
     assert!(
-        reasons(&client, ns, "tick")
+        event_reasons(&client, ns, "tick")
             .await
             .iter()
             .any(|r| r == "SuccessfulCreate")

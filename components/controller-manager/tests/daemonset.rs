@@ -9,38 +9,17 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use binding::{pinned_node, spawn_binder};
-use common::{ControllerManager, wait_for};
+use common::wait_for;
+use common::workload::{self, hollow, label, ready};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Taint};
-use kadm_e2e::TestCluster;
+use k8s_openapi::api::core::v1::{Event, Pod, Taint};
 use kadm_e2e::hollow::{HollowNodes, HollowSpec};
+use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
 use serde_json::json;
 
 const NS: &str = "daemons";
 const WAIT: Duration = Duration::from_secs(60);
-
-fn hollow(prefix: &str, count: usize, taints: Vec<Taint>) -> HollowSpec {
-    HollowSpec {
-        count,
-        name_prefix: prefix.into(),
-        taints,
-        lease_renew: Duration::from_secs(5),
-        ..HollowSpec::default()
-    }
-}
-
-fn ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-fn label<'a>(obj: &'a impl ResourceExt, key: &str) -> Option<&'a str> {
-    obj.labels().get(key).map(String::as_str)
-}
 
 /// Live (not terminating) pods by node.
 async fn pods_by_node(api: &Api<Pod>) -> BTreeMap<String, Vec<Pod>> {
@@ -78,24 +57,22 @@ async fn status_is(api: &Api<DaemonSet>, want: [i32; 5]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_pod_per_untainted_node_new_nodes_and_a_rolling_update() -> anyhow::Result<()> {
-    let cluster = TestCluster::start().await?;
-    let client: Client = cluster.kube_client().await?;
-    let mut cm = ControllerManager::start(
-        &cluster,
-        "controller-manager",
+    let (cluster, client, _cm, _nodes) = workload::start(
         &["--controllers", "daemonset-controller"],
-    )?;
-    cm.wait_healthy().await;
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": NS}}))?,
-        )
-        .await?;
-    let _nodes = HollowNodes::start(client.clone(), hollow("ds", 3, Vec::new())).await?;
+        NS,
+        hollow("ds", 3),
+    )
+    .await?;
     let taint: Taint =
         serde_json::from_value(json!({"key": "dedicated", "value": "db", "effect": "NoSchedule"}))?;
-    let _tainted = HollowNodes::start(client.clone(), hollow("tainted", 1, vec![taint])).await?;
+    let _tainted = HollowNodes::start(
+        client.clone(),
+        HollowSpec {
+            taints: vec![taint],
+            ..hollow("tainted", 1)
+        },
+    )
+    .await?;
     let _binder = spawn_binder(client.clone(), NS, pinned_node);
 
     let ds_api: Api<DaemonSet> = Api::namespaced(client.clone(), NS);
@@ -181,7 +158,7 @@ async fn one_pod_per_untainted_node_new_nodes_and_a_rolling_update() -> anyhow::
     .await;
 
     // A new node gets its pod.
-    let _late = HollowNodes::start(client.clone(), hollow("late", 1, Vec::new())).await?;
+    let _late = HollowNodes::start(client.clone(), hollow("late", 1)).await?;
     wait_for("a pod on the new node", WAIT, || async {
         status_is(&ds_api, [4, 4, 4, 4, 4]).await.then_some(())
     })

@@ -11,12 +11,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{ControllerManager, wait_for};
+use common::wait_for;
+use common::workload::{self, Started, hollow, ready};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kadm_e2e::TestCluster;
-use kadm_e2e::hollow::{HollowNodes, HollowSpec};
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, ResourceExt};
@@ -28,32 +28,13 @@ const NODE: &str = "dnode-0";
 const WAIT: Duration = Duration::from_secs(90);
 const REVISION: &str = "deployment.kubernetes.io/revision";
 
-async fn start() -> anyhow::Result<(TestCluster, Client, ControllerManager, HollowNodes)> {
-    let cluster = TestCluster::start().await?;
-    let client = cluster.kube_client().await?;
-    let mut cm = ControllerManager::start(
-        &cluster,
-        "controller-manager",
+async fn start() -> anyhow::Result<Started> {
+    workload::start(
         &["--controllers", "deployment,replicaset,garbagecollector"],
-    )?;
-    cm.wait_healthy().await;
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": NS}}))?,
-        )
-        .await?;
-    let nodes = HollowNodes::start(
-        client.clone(),
-        HollowSpec {
-            count: 1,
-            name_prefix: "dnode".into(),
-            lease_renew: Duration::from_secs(5),
-            ..HollowSpec::default()
-        },
+        NS,
+        hollow("dnode", 1),
     )
-    .await?;
-    Ok((cluster, client, cm, nodes))
+    .await
 }
 
 fn deployment(replicas: i32, strategy: Value, extra_spec: Value) -> anyhow::Result<Deployment> {
@@ -187,74 +168,38 @@ impl Bounds {
     fn watch(client: &Client, max_total: i32, min_ready: i32) -> Self {
         let violations = Arc::new(Mutex::new(Vec::new()));
         let steps = Arc::new(Mutex::new(BTreeSet::new()));
-        let (rs_store, rs_writer) = reflector::store::<ReplicaSet>();
         let (v, s) = (violations.clone(), steps.clone());
-        let rs_task = tokio::spawn(
-            watcher(
-                Api::<ReplicaSet>::namespaced(client.clone(), NS),
-                watcher::Config::default(),
-            )
-            .default_backoff()
-            .reflect(rs_writer)
-            .for_each(move |ev| {
-                if matches!(
-                    ev,
-                    Ok(watcher::Event::Apply(_)
-                        | watcher::Event::Delete(_)
-                        | watcher::Event::InitDone)
-                ) {
-                    let mut state: Vec<(String, i32)> = rs_store
-                        .state()
-                        .iter()
-                        .map(|r| {
-                            (
-                                r.name_any(),
-                                r.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
-                            )
-                        })
-                        .collect();
-                    state.sort();
-                    let total: i32 = state.iter().map(|(_, n)| n).sum();
-                    if total > max_total {
-                        v.lock().expect("lock").push(format!(
-                            "replica sets ask for {total} > {max_total}: {state:?}"
-                        ));
-                    }
-                    s.lock().expect("lock").insert(state);
-                }
-                futures::future::ready(())
-            }),
-        );
-        let (pod_store, pod_writer) = reflector::store::<Pod>();
+        let rs_task = workload::on_every_change(client, NS, move |sets: &[Arc<ReplicaSet>]| {
+            let mut state: Vec<(String, i32)> = sets
+                .iter()
+                .map(|r| {
+                    (
+                        r.name_any(),
+                        r.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+                    )
+                })
+                .collect();
+            state.sort();
+            let total: i32 = state.iter().map(|(_, n)| n).sum();
+            if total > max_total {
+                v.lock().expect("lock").push(format!(
+                    "replica sets ask for {total} > {max_total}: {state:?}"
+                ));
+            }
+            s.lock().expect("lock").insert(state);
+        });
         let v = violations.clone();
-        let pod_task = tokio::spawn(
-            watcher(
-                Api::<Pod>::namespaced(client.clone(), NS),
-                watcher::Config::default(),
-            )
-            .default_backoff()
-            .reflect(pod_writer)
-            .for_each(move |ev| {
-                if matches!(
-                    ev,
-                    Ok(watcher::Event::Apply(_)
-                        | watcher::Event::Delete(_)
-                        | watcher::Event::InitDone)
-                ) {
-                    let ready = pod_store
-                        .state()
-                        .iter()
-                        .filter(|p| p.metadata.deletion_timestamp.is_none() && is_ready(p))
-                        .count();
-                    if (ready as i32) < min_ready {
-                        v.lock()
-                            .expect("lock")
-                            .push(format!("only {ready} ready pods < {min_ready}"));
-                    }
-                }
-                futures::future::ready(())
-            }),
-        );
+        let pod_task = workload::on_every_change(client, NS, move |pods: &[Arc<Pod>]| {
+            let count = pods
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none() && ready(p))
+                .count();
+            if (count as i32) < min_ready {
+                v.lock()
+                    .expect("lock")
+                    .push(format!("only {count} ready pods < {min_ready}"));
+            }
+        });
         Self {
             violations,
             steps,
@@ -271,13 +216,6 @@ impl Bounds {
         let n = self.steps.lock().expect("lock").len();
         (v, n)
     }
-}
-
-fn is_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

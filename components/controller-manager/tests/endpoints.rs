@@ -11,13 +11,13 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{ControllerManager, wait_for};
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod, Service};
+use common::wait_for;
+use common::workload::{self, Started, hollow};
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kadm_e2e::TestCluster;
-use kadm_e2e::hollow::{HollowNodes, HollowSpec};
+use kadm_e2e::hollow::HollowSpec;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
 use serde_json::json;
 
 const NS: &str = "ep";
@@ -122,33 +122,16 @@ async fn set_status(pods: &Api<Pod>, name: &str, ip: &str, ready: bool) -> anyho
     Ok(())
 }
 
-async fn start() -> anyhow::Result<(TestCluster, Client, ControllerManager, HollowNodes)> {
-    let cluster = TestCluster::start().await?;
-    let client = cluster.kube_client().await?;
-    let mut cm = ControllerManager::start(
-        &cluster,
-        "controller-manager",
+async fn start() -> anyhow::Result<Started> {
+    workload::start(
         &["--controllers", "endpoint,endpointslice,garbagecollector"],
-    )?;
-    cm.wait_healthy().await;
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": NS}}))?,
-        )
-        .await?;
-    let nodes = HollowNodes::start(
-        client.clone(),
+        NS,
         HollowSpec {
-            count: 1,
-            name_prefix: "epnode".into(),
             zones: 1,
-            lease_renew: Duration::from_secs(5),
-            ..HollowSpec::default()
+            ..hollow("epnode", 1)
         },
     )
-    .await?;
-    Ok((cluster, client, cm, nodes))
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,47 +9,27 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ControllerManager, wait_for};
+use common::wait_for;
+use common::workload::{self, Started, event_reasons, hollow};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
-use kadm_e2e::TestCluster;
-use kadm_e2e::hollow::{HollowNodes, HollowSpec};
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
-use kube::{Client, ResourceExt};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-async fn start(ns: &str) -> anyhow::Result<(TestCluster, Client, ControllerManager, HollowNodes)> {
-    let cluster = TestCluster::start().await?;
-    let client = cluster.kube_client().await?;
-    let mut cm = ControllerManager::start(
-        &cluster,
-        "controller-manager",
+async fn start(ns: &str) -> anyhow::Result<Started> {
+    workload::start(
         &[
             "--controllers",
             "job,ttl-after-finished,garbagecollector",
             "--job-pod-failure-backoff=1s",
         ],
-    )?;
-    cm.wait_healthy().await;
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}}))?,
-        )
-        .await?;
-    let nodes = HollowNodes::start(
-        client.clone(),
-        HollowSpec {
-            count: 1,
-            name_prefix: "jobnode".into(),
-            lease_renew: Duration::from_secs(5),
-            ..HollowSpec::default()
-        },
+        ns,
+        hollow("jobnode", 1),
     )
-    .await?;
-    Ok((cluster, client, cm, nodes))
+    .await
 }
 
 /// A Job whose pods run on the hollow node and exit after `after` seconds with `code`.
@@ -83,18 +63,6 @@ fn condition<'a>(
         .as_ref()?
         .iter()
         .find(|c| c.type_ == type_ && c.status == "True")
-}
-
-async fn reasons(client: &Client, ns: &str, job: &str) -> Vec<String> {
-    Api::<Event>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| e.involved_object.name.as_deref() == Some(job))
-        .filter_map(|e| e.reason)
-        .collect()
 }
 
 fn job_pods_of<'a>(pods: &'a [Pod], uid: &str) -> Vec<&'a Pod> {
@@ -194,7 +162,7 @@ async fn job_runs_three_completions_two_at_a_time_then_expires() -> anyhow::Resu
         );
     }
     let r = wait_for("job events", WAIT, || async {
-        let r = reasons(&client, ns, "pi").await;
+        let r = event_reasons(&client, ns, "pi").await;
         (r.iter().filter(|x| *x == "SuccessfulCreate").count() >= 3
             && r.iter().any(|x| x == "Completed"))
         .then_some(r)
@@ -265,7 +233,7 @@ async fn jobs_fail_on_backoff_limit_and_deadline() -> anyhow::Result<()> {
     assert_eq!(mine.len(), 2);
     assert!(mine.iter().all(|p| p.finalizers().is_empty()));
     wait_for("BackoffLimitExceeded event", WAIT, || async {
-        reasons(&client, ns, "crash")
+        event_reasons(&client, ns, "crash")
             .await
             .iter()
             .any(|r| r == "BackoffLimitExceeded")
@@ -289,7 +257,7 @@ async fn jobs_fail_on_backoff_limit_and_deadline() -> anyhow::Result<()> {
     assert_eq!(st.failed, Some(2));
     assert_eq!(st.active.unwrap_or(0), 0);
     wait_for("DeadlineExceeded event", WAIT, || async {
-        reasons(&client, ns, "slow")
+        event_reasons(&client, ns, "slow")
             .await
             .iter()
             .any(|r| r == "DeadlineExceeded")

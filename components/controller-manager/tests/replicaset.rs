@@ -8,13 +8,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ControllerManager, wait_for};
+use common::wait_for;
+use common::workload::{self, Started, hollow};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
-use kadm_e2e::TestCluster;
-use kadm_e2e::hollow::{HollowNodes, HollowSpec};
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
 use serde_json::json;
 
 const NS: &str = "rs";
@@ -62,32 +61,13 @@ fn replicaset(name: &str, replicas: i32) -> anyhow::Result<ReplicaSet> {
     }))?)
 }
 
-async fn start() -> anyhow::Result<(TestCluster, Client, ControllerManager, HollowNodes)> {
-    let cluster = TestCluster::start().await?;
-    let client = cluster.kube_client().await?;
-    let mut cm = ControllerManager::start(
-        &cluster,
-        "controller-manager",
+async fn start() -> anyhow::Result<Started> {
+    workload::start(
         &["--controllers", "replicaset,garbagecollector"],
-    )?;
-    cm.wait_healthy().await;
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": NS}}))?,
-        )
-        .await?;
-    let nodes = HollowNodes::start(
-        client.clone(),
-        HollowSpec {
-            count: 1,
-            name_prefix: "rsnode".into(),
-            lease_renew: Duration::from_secs(5),
-            ..HollowSpec::default()
-        },
+        NS,
+        hollow("rsnode", 1),
     )
-    .await?;
-    Ok((cluster, client, cm, nodes))
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,12 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use binding::{bind, spawn_binder};
-use common::{ControllerManager, wait_for};
+use common::wait_for;
+use common::workload::{self, hollow, label, ready};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
-use k8s_openapi::api::core::v1::{Event, Namespace, PersistentVolumeClaim, Pod};
-use kadm_e2e::TestCluster;
-use kadm_e2e::hollow::{HollowNodes, HollowSpec};
+use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
@@ -24,17 +23,6 @@ use serde_json::json;
 const NS: &str = "stateful";
 const NODE: &str = "sts-0";
 const WAIT: Duration = Duration::from_secs(60);
-
-fn ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-fn label<'a>(obj: &'a impl ResourceExt, key: &str) -> Option<&'a str> {
-    obj.labels().get(key).map(String::as_str)
-}
 
 fn image(pod: &Pod) -> Option<&str> {
     pod.spec.as_ref()?.containers.first()?.image.as_deref()
@@ -110,28 +98,10 @@ fn entries(log: &Log, kinds: &[&str]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ordered_creation_reverse_scale_down_and_partitioned_rolling_update() -> anyhow::Result<()>
 {
-    let cluster = TestCluster::start().await?;
-    let client: Client = cluster.kube_client().await?;
-    let mut cm = ControllerManager::start(
-        &cluster,
-        "controller-manager",
+    let (cluster, client, _cm, _node) = workload::start(
         &["--controllers", "statefulset-controller"],
-    )?;
-    cm.wait_healthy().await;
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": NS}}))?,
-        )
-        .await?;
-    let _node = HollowNodes::start(
-        client.clone(),
-        HollowSpec {
-            count: 1,
-            name_prefix: "sts".into(),
-            lease_renew: Duration::from_secs(5),
-            ..HollowSpec::default()
-        },
+        NS,
+        hollow("sts", 1),
     )
     .await?;
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);

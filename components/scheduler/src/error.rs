@@ -1,33 +1,11 @@
 //! Errors of the scheduler process and its apiserver calls.
 
-use std::path::PathBuf;
-
 /// What can go wrong in kadm-scheduler.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("read kubeconfig {path}: {source}")]
-    Kubeconfig {
-        path: PathBuf,
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
-
-    #[error("build an apiserver client from {path}: {source}")]
-    Client {
-        path: PathBuf,
-        #[source]
-        source: Box<kube::Error>,
-    },
-
-    #[error("install the signal handler: {0}")]
-    Signal(#[source] std::io::Error),
-
-    /// Leader election or the health endpoint (kadm-base).
+    /// The kubeconfig, signals, leader election or the health endpoint (kadm-base).
     #[error(transparent)]
     Base(#[from] kadm_base::Error),
-
-    #[error("the lease renewal task stopped unexpectedly: {0}")]
-    RenewTask(String),
 
     #[error("start the {what} thread: {source}")]
     Thread {

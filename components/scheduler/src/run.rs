@@ -10,17 +10,14 @@
 //! ```
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use kadm_base::health::HealthServer;
-use kadm_base::leader::{self, LeaderElectionConfig, LeaderElector};
+use kadm_base::leader::{self, LeaderElectionConfig};
+use kadm_base::process::{Ended, STOP_GRACE, Shutdown, client_from_kubeconfig, run_leader_elected};
 use kube::Client;
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::binder::Binder;
 use crate::error::{Error, Result};
@@ -29,9 +26,6 @@ use crate::informers::Informers;
 use crate::options::Options;
 use crate::queue::{Backoff, SchedulingQueue};
 use crate::scheduler::{Config, Scheduler, Shared};
-
-/// How long the scheduling thread may take to finish its current pod after a stop.
-const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs the scheduler until SIGTERM/SIGINT (`Ok`) or until leadership is lost (`Err`, so
 /// the process exits non-zero and its supervisor restarts it as a standby).
@@ -57,56 +51,54 @@ pub async fn run(opts: Options) -> Result<()> {
     };
     tracing::info!("caches filled");
 
-    let elector = if opts.leader_elect {
-        Some(Arc::new(LeaderElector::new(
-            client.clone(),
-            leader_config(&opts)?,
-        )?))
+    let election = if opts.leader_elect {
+        Some(leader_config(&opts)?)
     } else {
         None
     };
-    let mut renewing: Option<JoinHandle<kadm_base::Error>> = None;
-    if let Some(e) = &elector {
-        tokio::select! {
-            () = e.acquire() => {}
-            () = shutdown.wait() => {
-                tracing::info!("shutting down before leading");
-                release(e).await;
-                return Ok(());
-            }
+    let work = async {
+        let stop = Arc::new(AtomicBool::new(false));
+        // Stops scheduling as soon as the work ends or is dropped (leadership lost).
+        let _stopping = StopOnDrop {
+            stop: Arc::clone(&stop),
+            shared: Arc::clone(&shared),
+        };
+        let thread = start_scheduling_thread(
+            &opts,
+            Arc::clone(&shared),
+            client.clone(),
+            Arc::clone(&stop),
+        )?;
+        shutdown.wait().await;
+        stop.store(true, Ordering::SeqCst);
+        shared.queue.close();
+        let joined = tokio::task::spawn_blocking(move || thread.join());
+        if tokio::time::timeout(STOP_GRACE, joined).await.is_err() {
+            tracing::warn!(
+                grace_s = STOP_GRACE.as_secs(),
+                "the scheduling thread did not stop in time"
+            );
         }
-        let e = Arc::clone(e);
-        renewing = Some(tokio::spawn(async move { e.keep_renewing().await }));
-    }
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let thread = start_scheduling_thread(&opts, Arc::clone(&shared), client, Arc::clone(&stop))?;
-    let lost = tokio::select! {
-        e = leadership_lost(renewing.as_mut()) => Some(e),
-        () = shutdown.wait() => None,
+        drop(informers);
+        Ok::<(), Error>(())
     };
-    stop.store(true, Ordering::SeqCst);
-    shared.queue.close();
-    if let Some(err) = lost {
-        tracing::error!(error = %err, "leaderelection lost");
-        return Err(err);
+    if run_leader_elected(client.clone(), election, &shutdown, work).await? == Ended::Stopped {
+        tracing::info!("kadm-scheduler stopped");
     }
-    let joined = tokio::task::spawn_blocking(move || thread.join());
-    if tokio::time::timeout(STOP_GRACE, joined).await.is_err() {
-        tracing::warn!(
-            grace_s = STOP_GRACE.as_secs(),
-            "the scheduling thread did not stop in time"
-        );
-    }
-    drop(informers);
-    if let Some(h) = renewing {
-        h.abort();
-    }
-    if let Some(e) = &elector {
-        release(e).await;
-    }
-    tracing::info!("kadm-scheduler stopped");
     Ok(())
+}
+
+/// Tells the scheduling thread to stop and wakes it from the queue.
+struct StopOnDrop {
+    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.shared.queue.close();
+    }
 }
 
 fn start_scheduling_thread(
@@ -143,29 +135,6 @@ fn start_scheduling_thread(
         })
 }
 
-/// Gives the lease up if this process holds it; a failure only delays the next leader.
-async fn release(elector: &LeaderElector) {
-    if let Err(err) = elector.release().await {
-        tracing::warn!(error = %err, "could not release the leader lease; a standby takes over after it expires");
-    }
-}
-
-/// A client for the apiserver named in a kubeconfig, with its credentials.
-pub async fn client_from_kubeconfig(path: &Path) -> Result<Client> {
-    let kubeconfig_err = |source| Error::Kubeconfig {
-        path: path.to_path_buf(),
-        source,
-    };
-    let kc = Kubeconfig::read_from(path).map_err(kubeconfig_err)?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .map_err(kubeconfig_err)?;
-    Client::try_from(config).map_err(|source| Error::Client {
-        path: path.to_path_buf(),
-        source: Box::new(source),
-    })
-}
-
 fn leader_config(opts: &Options) -> Result<LeaderElectionConfig> {
     let identity = match &opts.leader_elect_identity {
         Some(id) => id.clone(),
@@ -179,44 +148,4 @@ fn leader_config(opts: &Options) -> Result<LeaderElectionConfig> {
         renew_deadline: opts.leader_elect_renew_deadline,
         retry_period: opts.leader_elect_retry_period,
     })
-}
-
-/// Resolves when the renewal task ends, i.e. leadership is lost; never without elections.
-async fn leadership_lost(renewing: Option<&mut JoinHandle<kadm_base::Error>>) -> Error {
-    match renewing {
-        Some(h) => match h.await {
-            Ok(e) => Error::Base(e),
-            Err(join) => Error::RenewTask(join.to_string()),
-        },
-        None => std::future::pending().await,
-    }
-}
-
-/// Process shutdown on SIGTERM or SIGINT, observable by any number of tasks.
-#[derive(Clone)]
-struct Shutdown {
-    rx: watch::Receiver<bool>,
-}
-
-impl Shutdown {
-    /// Installs the signal handlers now (so an early SIGTERM is not lost).
-    fn on_signals() -> Result<Self> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
-        let mut int = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
-        let (tx, rx) = watch::channel(false);
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("received SIGTERM, shutting down"),
-                _ = int.recv() => tracing::info!("received SIGINT, shutting down"),
-            }
-            let _ = tx.send(true);
-        });
-        Ok(Self { rx })
-    }
-
-    async fn wait(&self) {
-        let mut rx = self.rx.clone();
-        let _ = rx.wait_for(|stop| *stop).await;
-    }
 }

@@ -4,148 +4,47 @@
 
 #![allow(dead_code)]
 
-use std::ffi::OsString;
-use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use anyhow::Context;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kadm_e2e::TestCluster;
+pub use kadm_e2e::component::wait_for;
+use kadm_e2e::component::{Component, Kind};
 use kadm_e2e::hollow::{HollowNodes, HollowSpec};
-use kadm_e2e::process::{Process, tail};
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_kadm-scheduler");
+const KIND: Kind = Kind {
+    binary: env!("CARGO_BIN_EXE_kadm-scheduler"),
+    kubeconfig: kadm_bootstrap::kubeconfig::SCHEDULER_CONF,
+    log_target: "kadm_scheduler",
+};
 pub const NS: &str = "default";
 /// How long a binding, an event or a condition may take to appear.
 pub const WAIT: Duration = Duration::from_secs(30);
 
 /// One kadm-scheduler process; killed on drop, its log printed if the test fails.
-pub struct Scheduler {
-    pub process: Process,
-    pub identity: String,
-    pub health_port: u16,
-    pub log: PathBuf,
-}
+pub struct Scheduler(Component);
 
 impl Scheduler {
     pub fn start(cluster: &TestCluster, name: &str, extra: &[&str]) -> anyhow::Result<Self> {
-        let health_port = kadm_e2e::ports::free_port()?;
-        let identity = format!("{name}_{}", std::process::id());
-        let kubeconfig = cluster
-            .dir()
-            .join(kadm_bootstrap::kubeconfig::SCHEDULER_CONF);
-        let mut args: Vec<OsString> = vec![
-            "--kubeconfig".into(),
-            kubeconfig.into(),
-            "--secure-port".into(),
-            health_port.to_string().into(),
-            "--leader-elect-identity".into(),
-            identity.clone().into(),
-        ];
-        args.extend(extra.iter().map(OsString::from));
-        let log = cluster.dir().join(format!("{name}.log"));
-        let process = Process::spawn(
-            name,
-            Path::new(BINARY),
-            &args,
-            &[
-                ("KADM_LOG", "info,kadm_scheduler=debug,kadm_base=debug"),
-                ("KADM_LOG_FORMAT", "text"),
-            ],
-            &log,
-        )?;
-        Ok(Self {
-            process,
-            identity,
-            health_port,
-            log,
-        })
-    }
-
-    /// Waits until `/healthz` answers 200; panics if the process exits or takes too long.
-    pub async fn wait_healthy(&mut self) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.process.exited() {
-                panic!(
-                    "{} exited ({status}) before it was healthy",
-                    self.process.name()
-                );
-            }
-            if healthz(self.health_port).await == Some(200) {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{} not healthy within {}s",
-                self.process.name(),
-                WAIT.as_secs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    pub fn signal(&self, signal: nix::sys::signal::Signal) -> anyhow::Result<()> {
-        let pid = i32::try_from(self.process.pid()).context("pid")?;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)?;
-        Ok(())
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read(&self.log)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+        Component::start(KIND, cluster, name, extra).map(Self)
     }
 }
 
-impl Drop for Scheduler {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "---- {} log ({}) ----\n{}\n----",
-                self.process.name(),
-                self.log.display(),
-                tail(&self.log, 80)
-            );
-        }
+impl Deref for Scheduler {
+    type Target = Component;
+    fn deref(&self) -> &Component {
+        &self.0
     }
 }
 
-/// Polls `check` every 100 ms until it returns `Some`; panics after `timeout`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {}s waiting for {what}",
-            timeout.as_secs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+impl DerefMut for Scheduler {
+    fn deref_mut(&mut self) -> &mut Component {
+        &mut self.0
     }
-}
-
-/// The status code of `GET /healthz` on the plain-HTTP health port, if it answers.
-pub async fn healthz(port: u16) -> Option<u16> {
-    let mut s = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
-        .await
-        .ok()?;
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .await
-        .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    out.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Hollow nodes named `{prefix}-{i}` with the given cpu, labels and taints.
