@@ -605,17 +605,8 @@ pub fn running_status(pod: &Pod, pod_ip: &str, host_ip: &str, now: Timestamp) ->
         .unwrap_or_default()
         .iter()
         .map(|c| {
-            let image = c.image.clone().unwrap_or_default();
-            json!({
-                "name": c.name,
-                "image": image,
-                "imageID": format!("hollow://{image}"),
-                "containerID": container_id(pod, &c.name),
-                "ready": true,
-                "started": true,
-                "restartCount": 0,
-                "state": {"running": {"startedAt": ts(previous_start(&c.name))}},
-            })
+            let state = json!({"running": {"startedAt": ts(previous_start(&c.name))}});
+            container_status(pod, c, true, true, state)
         })
         .collect();
     let init: Vec<Value> = spec
@@ -623,21 +614,12 @@ pub fn running_status(pod: &Pod, pod_ip: &str, host_ip: &str, now: Timestamp) ->
         .unwrap_or_default()
         .iter()
         .map(|c| {
-            let image = c.image.clone().unwrap_or_default();
-            json!({
-                "name": c.name,
-                "image": image,
-                "imageID": format!("hollow://{image}"),
+            let state = json!({"terminated": {
+                "exitCode": 0, "reason": "Completed",
+                "startedAt": ts(start_time), "finishedAt": ts(start_time),
                 "containerID": container_id(pod, &c.name),
-                "ready": true,
-                "started": false,
-                "restartCount": 0,
-                "state": {"terminated": {
-                    "exitCode": 0, "reason": "Completed",
-                    "startedAt": ts(start_time), "finishedAt": ts(start_time),
-                    "containerID": container_id(pod, &c.name),
-                }},
-            })
+            }});
+            container_status(pod, c, true, false, state)
         })
         .collect();
     let mut conditions = vec![
@@ -664,6 +646,27 @@ pub fn running_status(pod: &Pod, pod_ip: &str, host_ip: &str, now: Timestamp) ->
     out
 }
 
+/// One entry of `containerStatuses`/`initContainerStatuses` as a kubelet reports it.
+fn container_status(
+    pod: &Pod,
+    c: &k8s_openapi::api::core::v1::Container,
+    ready: bool,
+    started: bool,
+    state: Value,
+) -> Value {
+    let image = c.image.clone().unwrap_or_default();
+    json!({
+        "name": c.name,
+        "image": image,
+        "imageID": format!("hollow://{image}"),
+        "containerID": container_id(pod, &c.name),
+        "ready": ready,
+        "started": started,
+        "restartCount": 0,
+        "state": state,
+    })
+}
+
 /// The `status` of a pod whose containers exited with `code`: Succeeded for 0, else Failed.
 pub fn exited_status(pod: &Pod, code: i32, now: Timestamp) -> Value {
     let now_v = ts(now);
@@ -680,21 +683,12 @@ pub fn exited_status(pod: &Pod, code: i32, now: Timestamp) -> Value {
         .unwrap_or_default()
         .iter()
         .map(|c| {
-            let image = c.image.clone().unwrap_or_default();
-            json!({
-                "name": c.name,
-                "image": image,
-                "imageID": format!("hollow://{image}"),
+            let state = json!({"terminated": {
+                "exitCode": code, "reason": reason,
+                "startedAt": ts(started), "finishedAt": now_v,
                 "containerID": container_id(pod, &c.name),
-                "ready": false,
-                "started": false,
-                "restartCount": 0,
-                "state": {"terminated": {
-                    "exitCode": code, "reason": reason,
-                    "startedAt": ts(started), "finishedAt": now_v,
-                    "containerID": container_id(pod, &c.name),
-                }},
-            })
+            }});
+            container_status(pod, c, false, false, state)
         })
         .collect();
     let mut conditions = vec![
