@@ -29,7 +29,7 @@ pub struct State {
     pub cache: Arc<WatchCache>,
     pub advertise: String,
     pub max_body: usize,
-    /// Mutating admission (DefaultTolerationSeconds).
+    /// The admission chain (crate::admission).
     pub admission: crate::admission::Admission,
     /// Who may do what (`--authorization-mode`).
     pub authz: crate::authz::Authorizer,
@@ -105,8 +105,10 @@ pub async fn start(cfg: Config) -> Result<Running> {
         advertise: SocketAddr::new(advertise_ip, local.port()).to_string(),
         max_body: cfg.max_request_body_bytes,
         admission: crate::admission::Admission {
-            not_ready_toleration_seconds: cfg.default_not_ready_toleration_seconds,
-            unreachable_toleration_seconds: cfg.default_unreachable_toleration_seconds,
+            default_toleration_seconds: crate::admission::tolerations::DefaultTolerationSeconds {
+                not_ready_toleration_seconds: cfg.default_not_ready_toleration_seconds,
+                unreachable_toleration_seconds: cfg.default_unreachable_toleration_seconds,
+            },
         },
     });
     let (tx, rx) = tokio::sync::watch::channel(false);

@@ -325,9 +325,13 @@ async fn create(ctx: &Ctx, obj: Value, dry_run: bool) -> Result<Option<Response<
     check_namespace(ctx, &ctx.req.name).await?;
     let mut obj = to_storage(res, obj);
     strategy::prepare_create(res, &mut obj);
-    ctx.state.admission.mutate(res, "", &mut obj);
+    let name = ctx.req.name.as_str();
+    ctx.admit(crate::admission::Operation::Create, name, None, &mut obj)
+        .await?;
     strategy::set_requester(res, &mut obj, &ctx.user.name, &ctx.user.groups);
     validate(res, &obj)?;
+    ctx.admit_validate(crate::admission::Operation::Create, name, None, Some(&obj))
+        .await?;
     crate::authz::escalation::check_request(ctx, None, &obj).await?;
     if dry_run {
         return Ok(Some(respond_object(

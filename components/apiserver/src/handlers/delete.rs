@@ -176,6 +176,13 @@ pub async fn delete_one(ctx: &Ctx, name: &str, opts: &DeleteOptions) -> Result<D
                 ),
             ));
         }
+        ctx.admit_validate(
+            crate::admission::Operation::Delete,
+            name,
+            Some(&current.object),
+            None,
+        )
+        .await?;
         let mut obj = current.object.clone();
         let is_namespace = res.group.is_empty() && res.plural == "namespaces";
         let spec_finalizers = is_namespace

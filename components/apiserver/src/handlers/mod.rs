@@ -98,6 +98,62 @@ impl Ctx {
             _ => openapi::resource_definition(self.res()),
         }
     }
+    /// Runs the mutating admission phase over a write of `name` (`old` for updates).
+    pub(crate) async fn admit(
+        &self,
+        operation: crate::admission::Operation,
+        name: &str,
+        old: Option<&Value>,
+        obj: &mut Value,
+    ) -> Result<(), ApiError> {
+        let mut out = crate::admission::Outcome::default();
+        let req = self.admission_request(operation, name, old);
+        let result = self
+            .state
+            .admission
+            .mutate(&self.state, &req, obj, &mut out)
+            .await;
+        self.warn(out.warnings);
+        result
+    }
+
+    /// Runs the validating admission phase (`obj` is `None` for deletes).
+    pub(crate) async fn admit_validate(
+        &self,
+        operation: crate::admission::Operation,
+        name: &str,
+        old: Option<&Value>,
+        obj: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        let mut out = crate::admission::Outcome::default();
+        let req = self.admission_request(operation, name, old);
+        let result = self
+            .state
+            .admission
+            .validate(&self.state, &req, obj, &mut out)
+            .await;
+        self.warn(out.warnings);
+        result
+    }
+
+    fn admission_request<'a>(
+        &'a self,
+        operation: crate::admission::Operation,
+        name: &'a str,
+        old: Option<&'a Value>,
+    ) -> crate::admission::Request<'a> {
+        crate::admission::Request {
+            res: self.res(),
+            subresource: &self.req.subresource,
+            operation,
+            namespace: &self.req.namespace,
+            name,
+            user: &self.user,
+            old,
+            dry_run: self.dry_run().unwrap_or(false),
+        }
+    }
+
     fn warn(&self, warnings: impl IntoIterator<Item = String>) {
         if let Ok(mut w) = self.warnings.lock() {
             for m in warnings {

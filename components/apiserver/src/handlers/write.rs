@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::{
     Ctx, check_type, decode_body, respond_object, to_storage, to_wire, validate, validate_patched,
 };
+use crate::admission::Operation;
 use crate::response::Body;
 use crate::storage::{Stored, WriteOutcome};
 use crate::strategy;
@@ -98,10 +99,13 @@ pub async fn create(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let mut obj = to_storage(res, obj);
     managedfields::set_managed_fields(&mut obj, managed);
     strategy::prepare_create(res, &mut obj);
-    ctx.state.admission.mutate(res, "", &mut obj);
+    let name = meta::name(&obj).to_string();
+    ctx.admit(Operation::Create, &name, None, &mut obj).await?;
     strategy::set_requester(res, &mut obj, &ctx.user.name, &ctx.user.groups);
     // Validate with the generateName prefix standing in for the name, as Kubernetes does.
     validate(res, &obj)?;
+    ctx.admit_validate(Operation::Create, &name, None, Some(&obj))
+        .await?;
     crate::authz::escalation::check_request(ctx, None, &obj).await?;
     for attempt in 0..8 {
         if generate {
@@ -156,13 +160,17 @@ pub(super) async fn store_update(
     manager: Option<&str>,
 ) -> Result<Option<Value>, ApiError> {
     let res = ctx.res();
-    ctx.state.admission.mutate(res, sub, &mut new);
+    let name = ctx.req.name.as_str();
+    ctx.admit(Operation::Update, name, Some(&current.object), &mut new)
+        .await?;
     strategy::prepare_update(res, &current.object, &mut new, sub)?;
     if let Some(manager) = manager {
         let managed = super::apply::managed_for_update(ctx, &current.object, &new, sub, manager);
         managedfields::set_managed_fields(&mut new, managed);
     }
     validate(res, &new)?;
+    ctx.admit_validate(Operation::Update, name, Some(&current.object), Some(&new))
+        .await?;
     crate::authz::escalation::check_request(ctx, Some(&current.object), &new).await?;
     let key = ctx.key(&ctx.req.name);
     let dry_run = ctx.dry_run()?;

@@ -1,8 +1,6 @@
-//! Mutating admission: what Kubernetes' admission plugins change in an object before it is
-//! validated and stored. Today one plugin, DefaultTolerationSeconds: every pod tolerates
-//! `node.kubernetes.io/not-ready` and `node.kubernetes.io/unreachable` (NoExecute) for a
-//! bounded time, so the taint eviction controller moves pods off a dead node after five
-//! minutes instead of at once.
+//! DefaultTolerationSeconds: every pod tolerates `node.kubernetes.io/not-ready` and
+//! `node.kubernetes.io/unreachable` (NoExecute) for a bounded time, so the taint eviction
+//! controller moves pods off a dead node after five minutes instead of at once.
 
 use kadm_apimachinery::ResourceInfo;
 use serde_json::{Value, json};
@@ -13,14 +11,14 @@ pub const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
 /// Kubernetes' default for both (`--default-*-toleration-seconds`).
 pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
 
-/// The admission settings from the apiserver's flags.
+/// The plugin's settings from the apiserver's flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Admission {
+pub struct DefaultTolerationSeconds {
     pub not_ready_toleration_seconds: i64,
     pub unreachable_toleration_seconds: i64,
 }
 
-impl Default for Admission {
+impl Default for DefaultTolerationSeconds {
     fn default() -> Self {
         Self {
             not_ready_toleration_seconds: DEFAULT_TOLERATION_SECONDS,
@@ -29,7 +27,7 @@ impl Default for Admission {
     }
 }
 
-impl Admission {
+impl DefaultTolerationSeconds {
     /// Mutates a create or update of `res` itself (subresources are left alone, as in
     /// Kubernetes).
     pub fn mutate(&self, res: &ResourceInfo, subresource: &str, obj: &mut Value) {
@@ -107,7 +105,7 @@ mod tests {
     fn pods_get_both_default_tolerations() {
         let pods = lookup("", "v1", "pods").expect("pods");
         let mut p = json!({"metadata": {"name": "p"}, "spec": {"containers": []}});
-        Admission::default().mutate(pods, "", &mut p);
+        DefaultTolerationSeconds::default().mutate(pods, "", &mut p);
         assert_eq!(
             tolerations(&p),
             vec![
@@ -119,14 +117,14 @@ mod tests {
         assert_eq!(p["spec"]["tolerations"][0]["effect"], "NoExecute");
         // Idempotent: an update of an admitted pod changes nothing.
         let again = p.clone();
-        Admission::default().mutate(pods, "", &mut p);
+        DefaultTolerationSeconds::default().mutate(pods, "", &mut p);
         assert_eq!(p, again);
     }
 
     #[test]
     fn existing_tolerations_are_kept_and_respected() {
         let pods = lookup("", "v1", "pods").expect("pods");
-        let adm = Admission {
+        let adm = DefaultTolerationSeconds {
             not_ready_toleration_seconds: 30,
             unreachable_toleration_seconds: 60,
         };
@@ -157,10 +155,10 @@ mod tests {
         let pods = lookup("", "v1", "pods").expect("pods");
         let cms = lookup("", "v1", "configmaps").expect("configmaps");
         let mut status = pod(json!([]));
-        Admission::default().mutate(pods, "status", &mut status);
+        DefaultTolerationSeconds::default().mutate(pods, "status", &mut status);
         assert!(tolerations(&status).is_empty());
         let mut cm = json!({"metadata": {"name": "c"}, "spec": {}});
-        Admission::default().mutate(cms, "", &mut cm);
+        DefaultTolerationSeconds::default().mutate(cms, "", &mut cm);
         assert!(cm["spec"].get("tolerations").is_none());
     }
 }

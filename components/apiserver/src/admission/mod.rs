@@ -1,0 +1,100 @@
+//! Admission: what Kubernetes' admission plugins change (mutating phase) or refuse
+//! (validating phase) in a write after it was authenticated, authorized, decoded and
+//! defaulted, and before it is stored.
+//!
+//! Each plugin is a module of plain functions over [`Request`]; this module owns the
+//! order, which is Kubernetes' (`NamespaceLifecycle, LimitRanger, ServiceAccount,
+//! NodeRestriction, PodSecurity, Priority, DefaultTolerationSeconds, …, ResourceQuota`):
+//! later plugins see what earlier ones changed, and quota is charged last, for the object
+//! that will actually be stored.
+
+pub mod tolerations;
+
+use kadm_apimachinery::{ApiError, ResourceInfo};
+use serde_json::Value;
+
+use crate::server::State;
+use crate::tls::UserInfo;
+
+pub use tolerations::{DEFAULT_TOLERATION_SECONDS, NOT_READY_TAINT, UNREACHABLE_TAINT};
+
+/// The kind of write, as admission webhooks and audit name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+        }
+    }
+}
+
+/// One write as the plugins see it (Kubernetes' `admission.Attributes`).
+pub struct Request<'a> {
+    pub res: &'static ResourceInfo,
+    /// `""` for the object itself, else `status`, `scale`, `binding`, …
+    pub subresource: &'a str,
+    pub operation: Operation,
+    pub namespace: &'a str,
+    /// Empty for a create with `generateName` (the name is picked after admission).
+    pub name: &'a str,
+    pub user: &'a UserInfo,
+    /// The stored object, for updates and deletes.
+    pub old: Option<&'a Value>,
+    /// Plugins with side effects (quota charges) skip them on dry runs.
+    pub dry_run: bool,
+}
+
+impl Request<'_> {
+    /// Whether this is a write of core/v1 `plural` itself (not a subresource).
+    pub fn is_core(&self, plural: &str) -> bool {
+        self.res.group.is_empty() && self.res.plural == plural && self.subresource.is_empty()
+    }
+}
+
+/// What admission says besides yes or no.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Sent back as `Warning` headers (PodSecurity's `warn` mode, deprecations).
+    pub warnings: Vec<String>,
+}
+
+/// The chain's settings, from the apiserver's flags.
+#[derive(Debug, Clone, Default)]
+pub struct Admission {
+    pub default_toleration_seconds: tolerations::DefaultTolerationSeconds,
+}
+
+impl Admission {
+    /// The mutating phase: each plugin may change `obj` or refuse the write.
+    pub async fn mutate(
+        &self,
+        _state: &State,
+        req: &Request<'_>,
+        obj: &mut Value,
+        _out: &mut Outcome,
+    ) -> Result<(), ApiError> {
+        self.default_toleration_seconds
+            .mutate(req.res, req.subresource, obj);
+        Ok(())
+    }
+
+    /// The validating phase, after the object passed validation: plugins may only refuse.
+    /// `obj` is `None` for deletes.
+    pub async fn validate(
+        &self,
+        _state: &State,
+        _req: &Request<'_>,
+        _obj: Option<&Value>,
+        _out: &mut Outcome,
+    ) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
