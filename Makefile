@@ -15,7 +15,7 @@ BUILD_PACKAGES := protobuf-compiler build-essential pkg-config
 # Packages the tests need (openssl is used to cross-check certificates).
 TEST_PACKAGES := openssl curl
 
-.PHONY: up test deps test-deps build build-debug lint unit down clean help bench-api bench-scheduler
+.PHONY: up test deps test-deps build build-debug lint unit down clean help bench-api bench-scheduler fuzz fuzz-long
 
 help:
 	@echo "make up     install what is missing, build, and start a local control plane (kadm init)"
@@ -23,6 +23,7 @@ help:
 	@echo "make down   kadm reset --yes"
 	@echo "make bench-api  the API benchmark (docs/benchmarks.md)"
 	@echo "make bench-scheduler  the scheduler benchmark on hollow nodes (docs/benchmarks.md)"
+	@echo "make fuzz   every fuzz target for FUZZ_SECONDS (20) each; make fuzz-long: 10 min each"
 
 ## deps: install missing Debian packages without letting distro services start
 deps:
@@ -58,7 +59,15 @@ unit: build-debug
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
 
-test: test-deps lint unit
+test: test-deps lint unit fuzz
+
+## fuzz targets (fuzz/, docs/security.md): FUZZ_SECONDS per target, FUZZ_TARGETS to pick some
+FUZZ_SECONDS ?= 20
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
+
+fuzz-long:
+	FUZZ_SECONDS=600 bash scripts/fuzz.sh
 
 ## the API benchmark (docs/benchmarks.md): release apiserver + kadm-bench on loopback;
 ## BENCH_ARGS=--quick for a small run

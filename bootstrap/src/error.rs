@@ -68,9 +68,24 @@ pub enum Error {
         logs: PathBuf,
     },
 
+    /// A call to the cluster's API failed.
+    #[error("{action}: {reason}")]
+    Api { action: String, reason: String },
+
     /// An external command (systemctl, …) failed.
     #[error("running `{command}` failed: {detail}")]
     Command { command: String, detail: String },
+
+    /// A command was asked to act on another node, which this host cannot reach yet.
+    #[error(
+        "node {node:?} is not this host ({this}); acting on other nodes arrives with `kadm join` \
+         (issue 7): copy the archive to {node} and run the command there"
+    )]
+    RemoteNode { node: String, this: String },
+
+    /// An image could not be built, or an image archive is not importable.
+    #[error(transparent)]
+    Image(Box<kadm_images::Error>),
 
     /// The host supervisor failed.
     #[error("supervisor: {0}")]
@@ -83,6 +98,12 @@ pub enum Error {
         #[source]
         source: serde_yaml::Error,
     },
+}
+
+impl From<kadm_images::Error> for Error {
+    fn from(e: kadm_images::Error) -> Self {
+        Error::Image(Box::new(e))
+    }
 }
 
 impl From<crate::supervisor::Error> for Error {

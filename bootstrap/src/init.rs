@@ -86,6 +86,7 @@ pub const STEPS: &[&str] = &[
     "install binaries",
     "certificates",
     "kubeconfigs",
+    "encryption config",
     "supervisor config",
     "start supervisor",
     "wait for apiserver",
@@ -184,9 +185,20 @@ pub fn control_plane_components(opts: &InitOptions) -> SupervisorConfig {
             format!("--tls-cert-file={}", s(&pki.apiserver_cert_path())),
             format!("--tls-private-key-file={}", s(&pki.apiserver_key_path())),
             format!("--client-ca-file={}", s(&pki.ca_cert_path())),
+            format!("--service-account-key-file={}", s(&pki.sa_pub_path())),
+            format!(
+                "--service-account-signing-key-file={}",
+                s(&pki.sa_key_path())
+            ),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
             format!("--secure-port={}", p.apiserver),
             format!("--advertise-address={ip}"),
             format!("--service-cluster-ip-range={}", opts.service_cidr),
+            format!("--encryption-provider-config={}", s(&l.encryption_config())),
+            format!("--audit-policy-file={}", s(&l.audit_policy())),
+            format!("--audit-log-path={}", s(&l.audit_log())),
+            "--audit-log-maxsize=100".into(),
+            "--audit-log-maxbackup=5".into(),
         ],
         env: Default::default(),
         readiness: Some(Readiness::Https(HttpsProbe {
@@ -354,10 +366,30 @@ pub async fn init(opts: &InitOptions, progress: &dyn Progress) -> Result<InitOut
     kubeconfig::ensure_control_plane_kubeconfigs(&pki, &l.etc_dir, &opts.cluster_name, &server)?;
     progress.done("kubeconfigs", &l.etc_dir.display().to_string());
 
+    // Secrets encrypted at rest from the first write on; a re-run keeps the existing keys
+    // (the only way to read what is already stored).
+    progress.step("encryption config");
+    let enc = l.encryption_config();
+    let created = crate::encryption_keys::ensure_config(&enc)?;
+    progress.done(
+        "encryption config",
+        &format!(
+            "{} ({})",
+            enc.display(),
+            if created {
+                "secrets encrypted with a new aescbc key"
+            } else {
+                "kept"
+            }
+        ),
+    );
+
     progress.step("supervisor config");
     for d in [&l.state_dir, &l.log_dir, &l.run_dir] {
         std::fs::create_dir_all(d).map_err(Error::io("create", d))?;
     }
+    // An existing policy is the operator's: kept as it is.
+    crate::audit_policy::ensure(&l.audit_policy())?;
     fsutil::ensure_private_dir(&l.etcd_data_dir())?;
     let sup = control_plane_components(opts);
     let yaml = serde_yaml::to_string(&sup).map_err(|source| Error::Yaml {

@@ -18,6 +18,18 @@ pub struct Layout {
     pub bin_dir: PathBuf,
     /// `/etc/systemd/system`: where the supervisor unit goes on systemd hosts.
     pub systemd_dir: PathBuf,
+    /// `/etc/containerd/config.toml`: what the distro's containerd unit reads; kadm writes it.
+    pub containerd_config: PathBuf,
+    /// `/var/lib/containerd` (a real filesystem: the overlayfs snapshotter lives there).
+    pub containerd_root: PathBuf,
+    /// `/run/containerd`.
+    pub containerd_state: PathBuf,
+    /// `/run/containerd/containerd.sock`: CRI and `ctr`.
+    pub containerd_socket: PathBuf,
+    /// `/etc/kadm/containerd/certs.d`: containerd's registry `hosts.toml` files.
+    pub containerd_registry_dir: PathBuf,
+    /// `/etc/kadm/cni/net.d`: the CNI conflist the kubelet writes and containerd reads.
+    pub cni_conf_dir: PathBuf,
     pub ports: Ports,
 }
 
@@ -60,6 +72,12 @@ impl Layout {
             run_dir: root.join("run/kadm"),
             bin_dir: root.join("usr/local/bin"),
             systemd_dir: root.join("etc/systemd/system"),
+            containerd_config: root.join("etc/containerd/config.toml"),
+            containerd_root: root.join("var/lib/containerd"),
+            containerd_state: root.join("run/containerd"),
+            containerd_socket: root.join("run/containerd/containerd.sock"),
+            containerd_registry_dir: root.join("etc/kadm/containerd/certs.d"),
+            cni_conf_dir: root.join("etc/kadm/cni/net.d"),
             ports: Ports::default(),
         }
     }
@@ -75,6 +93,18 @@ impl Layout {
     }
     pub fn supervisor_config(&self) -> PathBuf {
         self.etc_dir.join("supervisor.yaml")
+    }
+    /// The apiserver's `--encryption-provider-config` (the keys of Secrets at rest).
+    pub fn encryption_config(&self) -> PathBuf {
+        self.etc_dir.join("encryption-config.yaml")
+    }
+    /// The apiserver's `--audit-policy-file`.
+    pub fn audit_policy(&self) -> PathBuf {
+        self.etc_dir.join("audit-policy.yaml")
+    }
+    /// The apiserver's `--audit-log-path`; rotated backups go next to it.
+    pub fn audit_log(&self) -> PathBuf {
+        self.log_dir.join("audit.log")
     }
     /// Written last by `kadm init`: its presence means the host was initialized.
     pub fn cluster_record(&self) -> PathBuf {

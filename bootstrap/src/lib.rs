@@ -1,6 +1,9 @@
 //! Host bootstrap for kadm: PKI, kubeconfigs, and (in other modules) everything that turns a
 //! bare host into a cluster member.
 
+pub mod audit_policy;
+pub mod containerd;
+pub mod encryption_keys;
 pub mod error;
 pub mod host;
 pub mod init;

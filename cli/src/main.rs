@@ -23,6 +23,12 @@ enum Command {
     /// Inspect the cluster's certificates.
     #[command(subcommand)]
     Certs(commands::certs::Command),
+    /// Manage how Secrets are encrypted at rest.
+    #[command(subcommand)]
+    Secrets(commands::secrets::Command),
+    /// Load container images into a node's containerd (air-gapped clusters).
+    #[command(subcommand)]
+    Image(commands::image::Command),
     /// Run the host supervisor (started for you by `kadm init`).
     #[command(subcommand, hide = true)]
     Supervisor(commands::supervisor::Command),
@@ -36,6 +42,8 @@ fn main() -> ExitCode {
         Command::Init(a) => commands::init::run(a),
         Command::Reset(a) => commands::reset::run(a),
         Command::Certs(c) => commands::certs::run(c),
+        Command::Image(c) => commands::image::run(c),
+        Command::Secrets(c) => commands::secrets::run(c),
         Command::Supervisor(c) => commands::supervisor::run(c),
         Command::Version => {
             println!(

@@ -37,7 +37,9 @@ const LOG_TAIL_LINES: usize = 60;
 /// How a [`TestCluster`] runs its apiserver.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// Extra kadm-apiserver flags, e.g. `--watch-cache-size=4`.
+    /// Extra kadm-apiserver flags, e.g. `--watch-cache-size=4`. Without an
+    /// `--enable-admission-plugins` / `--disable-admission-plugins` flag here the
+    /// ServiceAccount admission plugin is disabled (nothing creates `default` accounts).
     pub apiserver_args: Vec<String>,
     /// `KADM_LOG` for the apiserver; default `$KADM_TEST_APISERVER_LOG` or
     /// `info,kadm_apiserver=debug`.
@@ -393,13 +395,29 @@ impl TestCluster {
             path_str(&pki.apiserver_key_path()),
             "--client-ca-file".into(),
             path_str(&pki.ca_cert_path()),
+            "--service-account-key-file".into(),
+            path_str(&pki.sa_pub_path()),
+            "--service-account-signing-key-file".into(),
+            path_str(&pki.sa_key_path()),
+            "--service-account-issuer".into(),
+            "https://kubernetes.default.svc.cluster.local".into(),
             "--bind-address".into(),
             "127.0.0.1".into(),
             "--secure-port".into(),
             self.apiserver_port.to_string(),
         ];
+        // No controller-manager makes `default` ServiceAccounts here, so the ServiceAccount
+        // admission plugin (which refuses pods whose account is missing) is off unless a
+        // test chooses its admission plugins itself — as Kubernetes' integration test
+        // servers do.
+        let chooses_admission = self.options.apiserver_args.iter().any(|a| {
+            a.starts_with("--enable-admission-plugins") || a.starts_with("--disable-admission-plugins")
+        });
+        let admission = (!chooses_admission)
+            .then(|| "--disable-admission-plugins=ServiceAccount".to_string());
         let args: Vec<String> = args
             .into_iter()
+            .chain(admission)
             .chain(self.options.apiserver_args.iter().cloned())
             .collect();
         let level = match &self.options.apiserver_log {

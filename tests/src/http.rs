@@ -27,6 +27,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct RawClient {
     addr: SocketAddr,
     config: Arc<rustls::ClientConfig>,
+    /// Sent as `Authorization: Bearer <token>` when set.
+    bearer: Option<String>,
 }
 
 /// A complete response.
@@ -109,7 +111,14 @@ impl RawClient {
         Ok(RawClient {
             addr,
             config: client_tls_config(ca, identity, &[b"http/1.1"])?,
+            bearer: None,
         })
+    }
+
+    /// The same client sending `Authorization: Bearer <token>` with every request.
+    pub fn with_bearer(mut self, token: &str) -> RawClient {
+        self.bearer = Some(token.to_string());
+        self
     }
 
     /// Sends one request; `content_type` is set when given.
@@ -150,6 +159,9 @@ impl RawClient {
             .header(header::ACCEPT, "application/json");
         if let Some(ct) = content_type {
             req = req.header(header::CONTENT_TYPE, ct);
+        }
+        if let Some(token) = &self.bearer {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
         let resp = sender.send_request(req.body(Full::new(body))?).await?;
         let status = resp.status().as_u16();

@@ -13,12 +13,14 @@
 pub mod bench;
 pub mod cluster;
 pub mod component;
+pub mod containerd;
 pub mod h2;
 pub mod hollow;
 pub mod http;
 pub mod kubectl;
 pub mod ports;
 pub mod process;
+pub mod registry;
 
 pub use cluster::{Options, TestCluster};
 pub use h2::{H2Client, Lines, Windows};

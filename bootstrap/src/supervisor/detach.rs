@@ -167,7 +167,7 @@ fn is_recorded_supervisor(pid: u32, state: Option<&SupervisorState>) -> bool {
     }
 }
 
-fn is_recorded_component(pid: u32, c: &ComponentStatus) -> bool {
+pub(super) fn is_recorded_component(pid: u32, c: &ComponentStatus) -> bool {
     let Some(stat) = process::proc_stat(pid).filter(|s| s.is_running()) else {
         return false;
     };

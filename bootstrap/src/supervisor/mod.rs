@@ -39,6 +39,7 @@ mod detach;
 mod manager;
 pub mod probe;
 mod process;
+mod restart;
 mod state;
 
 #[cfg(test)]
@@ -53,6 +54,7 @@ pub use config::{ComponentConfig, DEFAULT_CONFIG_PATH, HttpsProbe, Readiness, Su
 pub use detach::{render_systemd_unit, spawn_detached, stop_running, systemd_is_pid1};
 pub use manager::{ReadinessCheck, RealProbes};
 pub use process::{Backoff, ExitInfo, KillSignal, ProcessRunner, RealRunner, RunningChild};
+pub use restart::{restart_component, wait_restarted};
 pub use state::{
     ComponentPhase, ComponentStatus, LastExit, PID_FILE_NAME, STATE_FILE_NAME, SupervisorState,
     read_state,
@@ -122,6 +124,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    /// A component (or the supervisor) is not running when it was asked to restart.
+    #[error("{0}")]
+    NotRunning(String),
 }
 
 /// Result with the supervisor error.

@@ -1,6 +1,8 @@
 pub mod certs;
+pub mod image;
 pub mod init;
 pub mod reset;
+pub mod secrets;
 pub mod supervisor;
 
 use std::path::PathBuf;

@@ -27,6 +27,18 @@ pub fn apply(res: &ResourceInfo, obj: &mut Value) {
         ("", "Pod") => {
             if let Some(spec) = obj_at(obj, "spec") {
                 pod_spec(spec);
+                requests_from_limits(spec);
+            }
+        }
+        ("", "LimitRange") => {
+            for item in obj
+                .pointer_mut("/spec/limits")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_object_mut)
+            {
+                limit_range_item(item);
             }
         }
         ("", "Service") => {
@@ -182,6 +194,64 @@ fn pod_spec(spec: &mut Map<String, Value>) {
     }
 }
 
+/// `SetDefaults_Pod`: a container that limits a resource without requesting it requests
+/// the limit. Pods only: templates keep what their author wrote.
+fn requests_from_limits(spec: &mut Map<String, Value>) {
+    for list in ["initContainers", "containers"] {
+        for c in spec
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let Some(limits) = c.pointer("/resources/limits").and_then(Value::as_object) else {
+                continue;
+            };
+            let limits = limits.clone();
+            let Some(resources) = c.get_mut("resources").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            let requests = resources
+                .entry("requests")
+                .or_insert_with(|| json!({}));
+            if let Some(requests) = requests.as_object_mut() {
+                for (k, v) in limits {
+                    requests.entry(k).or_insert(v);
+                }
+            }
+        }
+    }
+}
+
+/// `SetDefaults_LimitRangeItem`: for `Container` limits, the default limit falls back to
+/// the max, the default request to the default limit, then to the min.
+fn limit_range_item(item: &mut Map<String, Value>) {
+    if item.get("type").and_then(Value::as_str) != Some("Container") {
+        return;
+    }
+    let list = |item: &Map<String, Value>, key: &str| {
+        item.get(key)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (max, min) = (list(item, "max"), list(item, "min"));
+    let mut default = list(item, "default");
+    for (k, v) in &max {
+        default.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    let mut default_request = list(item, "defaultRequest");
+    for (k, v) in default.iter().chain(min.iter()) {
+        default_request.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    if !default.is_empty() {
+        item.insert("default".into(), Value::Object(default));
+    }
+    if !default_request.is_empty() {
+        item.insert("defaultRequest".into(), Value::Object(default_request));
+    }
+}
+
 fn service_spec(spec: &mut Map<String, Value>) {
     default(spec, "type", json!("ClusterIP"));
     default(spec, "sessionAffinity", json!("None"));
@@ -249,6 +319,48 @@ mod tests {
             p["spec"]["containers"][1]["imagePullPolicy"],
             "IfNotPresent"
         );
+    }
+
+    #[test]
+    fn pod_containers_request_their_limits() {
+        let pods = lookup("", "v1", "pods").expect("pods");
+        let mut p = json!({"spec": {"containers": [{"name": "a", "image": "x:1",
+            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}}}],
+            "initContainers": [{"name": "i", "image": "x:1", "resources": {"limits": {"cpu": "2"}}}]}});
+        apply(pods, &mut p);
+        assert_eq!(
+            p["spec"]["containers"][0]["resources"]["requests"],
+            json!({"cpu": "500m", "memory": "1Gi"})
+        );
+        assert_eq!(
+            p["spec"]["initContainers"][0]["resources"]["requests"],
+            json!({"cpu": "2"})
+        );
+        // Templates are left alone, as in Kubernetes.
+        let deploy = lookup("apps", "v1", "deployments").expect("deployments");
+        let mut d = json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "x:1",
+            "resources": {"limits": {"cpu": "1"}}}]}}}});
+        apply(deploy, &mut d);
+        assert!(d.pointer("/spec/template/spec/containers/0/resources/requests").is_none());
+    }
+
+    #[test]
+    fn limit_range_container_defaults_fall_back_to_max_and_min() {
+        let lr = lookup("", "v1", "limitranges").expect("limitranges");
+        let mut l = json!({"spec": {"limits": [
+            {"type": "Container", "max": {"cpu": "2", "memory": "1Gi"}, "min": {"cpu": "100m", "ephemeral-storage": "1Gi"},
+             "default": {"memory": "512Mi"}},
+            {"type": "Pod", "max": {"cpu": "4"}}]}});
+        apply(lr, &mut l);
+        assert_eq!(
+            l["spec"]["limits"][0]["default"],
+            json!({"memory": "512Mi", "cpu": "2"})
+        );
+        assert_eq!(
+            l["spec"]["limits"][0]["defaultRequest"],
+            json!({"memory": "512Mi", "cpu": "2", "ephemeral-storage": "1Gi"})
+        );
+        assert!(l["spec"]["limits"][1].get("default").is_none());
     }
 
     #[test]

@@ -210,12 +210,30 @@ static RESOURCES: &[ResourceInfo] = &[
     },
     ResourceInfo {
         short_names: &["sa"],
+        subresources: &["token"],
         ..r(
             "",
             "v1",
             "ServiceAccount",
             "serviceaccounts",
             "serviceaccount",
+            NS,
+        )
+    },
+    ResourceInfo {
+        short_names: &["limits"],
+        ..r("", "v1", "LimitRange", "limitranges", "limitrange", NS)
+    },
+    ResourceInfo {
+        short_names: &["quota"],
+        subresources: &["status"],
+        has_status: true,
+        ..r(
+            "",
+            "v1",
+            "ResourceQuota",
+            "resourcequotas",
+            "resourcequota",
             NS,
         )
     },

@@ -5,6 +5,8 @@
 //! error in Kubernetes), and [`validate`] checks the semantic rules (names, required
 //! fields, ranges) and returns one [`Cause`] per problem for a 422.
 
+mod policy;
+
 use serde_json::{Value, json};
 
 use crate::registry::ResourceInfo;
@@ -182,6 +184,11 @@ pub fn validate(res: &ResourceInfo, obj: &Value) -> Vec<Cause> {
         ("", "Secret") => validate_data_keys(obj, &["data", "stringData"], &mut causes),
         ("", "Pod") => validate_pod_spec(obj.get("spec"), "spec", &mut causes),
         ("", "Service") => validate_service(obj, &mut causes),
+        ("", "LimitRange") => policy::validate_limit_range(obj, &mut causes),
+        ("", "ResourceQuota") => policy::validate_resource_quota(obj, &mut causes),
+        ("scheduling.k8s.io", "PriorityClass") => {
+            policy::validate_priority_class(obj, &mut causes)
+        }
         ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet") => {
             validate_workload(res, obj, &mut causes)
         }
@@ -490,6 +497,8 @@ pub fn decode_typed(res: &ResourceInfo, obj: &Value) -> Result<(), String> {
         ("", "ConfigMap") => check::<core::ConfigMap>(obj),
         ("", "Secret") => check::<core::Secret>(obj),
         ("", "ServiceAccount") => check::<core::ServiceAccount>(obj),
+        ("", "LimitRange") => check::<core::LimitRange>(obj),
+        ("", "ResourceQuota") => check::<core::ResourceQuota>(obj),
         ("", "Event") => check::<core::Event>(obj),
         ("events.k8s.io", "Event") => check::<k8s_openapi::api::events::v1::Event>(obj),
         ("apps", "Deployment") => check::<apps::Deployment>(obj),

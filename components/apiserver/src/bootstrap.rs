@@ -1,4 +1,5 @@
-//! State the apiserver guarantees at start: the system namespaces exist.
+//! State the apiserver guarantees at start: the system namespaces and the system
+//! priority classes exist.
 //! Idempotent, so every apiserver start (and every replica) runs it safely.
 
 use kadm_apimachinery::{meta, registry};
@@ -31,6 +32,32 @@ pub async fn ensure_system_namespaces(store: &Store) -> Result<()> {
                 "created system namespace"
             ),
             WriteOutcome::Conflict => {}
+        }
+    }
+    Ok(())
+}
+
+/// The built-in PriorityClasses (`system-node-critical`, `system-cluster-critical`), made
+/// when missing and never changed afterwards, as Kubernetes' scheduling post-start hook.
+pub async fn ensure_system_priority_classes(store: &Store) -> Result<()> {
+    let pcs = registry::lookup("scheduling.k8s.io", "v1", "priorityclasses")
+        .ok_or_else(|| Error::Config("priorityclasses not registered".into()))?;
+    for (name, value, description) in crate::admission::priority::SYSTEM_PRIORITY_CLASSES {
+        let key = pcs.etcd_key("", name);
+        if store.get(&key).await.map_err(store_err)?.is_some() {
+            continue;
+        }
+        let mut obj = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": name}, "value": value, "globalDefault": false,
+            "description": description});
+        strategy::prepare_create(pcs, &mut obj);
+        if let WriteOutcome::Written(rev) = store.create(&key, &obj).await.map_err(store_err)? {
+            tracing::info!(
+                priorityclass = name,
+                value,
+                revision = rev,
+                "created system priority class"
+            );
         }
     }
     Ok(())

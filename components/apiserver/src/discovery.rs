@@ -9,13 +9,14 @@ fn subresource_kind(res: &ResourceInfo, sub: &str) -> (&'static str, &'static st
     match sub {
         "scale" => ("autoscaling", "v1", "Scale"),
         "binding" => ("", "v1", "Binding"),
+        "token" => ("authentication.k8s.io", "v1", "TokenRequest"),
         _ => ("", "", res.kind),
     }
 }
 
 fn subresource_verbs(sub: &str) -> Vec<&'static str> {
     match sub {
-        "binding" => vec!["create"],
+        "binding" | "token" => vec!["create"],
         "finalize" => vec!["update"],
         _ => vec!["get", "patch", "update"],
     }

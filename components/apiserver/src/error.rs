@@ -36,6 +36,9 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     #[error("invalid flag: {0}")]
     Config(String),
+    /// `--encryption-provider-config` cannot be used, or a stored value cannot be decrypted.
+    #[error(transparent)]
+    Encryption(#[from] crate::encryption::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -6,13 +6,17 @@
 //! list, table, stream or `Status`.
 
 pub mod admission;
+pub mod audit;
+pub mod authn;
 pub mod authz;
 pub mod bootstrap;
 pub mod cache;
 pub mod config;
 pub mod discovery;
+pub mod encryption;
 pub mod error;
 pub mod handlers;
+pub mod limits;
 pub mod openapi;
 pub mod partial;
 pub mod request;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -33,6 +34,12 @@ pub struct State {
     pub admission: crate::admission::Admission,
     /// Who may do what (`--authorization-mode`).
     pub authz: crate::authz::Authorizer,
+    /// Who is calling, beyond client certificates: bearer tokens (crate::authn).
+    pub authn: crate::authn::Authenticator,
+    /// Requests in flight and watches per user (`--max-*` flags).
+    pub limits: crate::limits::Limits,
+    /// The audit log (`--audit-policy-file`); `None` records nothing.
+    pub audit: Option<Arc<crate::audit::Auditor>>,
 }
 
 /// Paths anyone may read without credentials, as Kubernetes' `system:public-info-viewer` allows.
@@ -52,10 +59,22 @@ pub struct Running {
 
 /// Connects to etcd, prepares system state, binds, and serves until shut down.
 pub async fn start(cfg: Config) -> Result<Running> {
+    let admission_plugins = crate::admission::Plugins::from_flags(
+        &cfg.enable_admission_plugins,
+        &cfg.disable_admission_plugins,
+    )
+    .map_err(Error::Config)?;
+    tracing::info!(plugins = ?admission_plugins.names(), "admission plugins enabled, in order");
+    // A bad encryption config stops the start before anything is read or written.
+    let encryption = match &cfg.encryption_provider_config {
+        Some(path) => Some(Arc::new(crate::encryption::Transformers::load(path)?)),
+        None => None,
+    };
     let tls_cfg = tls::server_config(
         &cfg.tls_cert_file,
         &cfg.tls_private_key_file,
         &cfg.client_ca_file,
+        cfg.tls_min_version,
     )?;
     let store = Store::connect(&EtcdConfig {
         endpoints: cfg.etcd_servers.clone(),
@@ -65,8 +84,10 @@ pub async fn start(cfg: Config) -> Result<Running> {
         connections: cfg.etcd_connections,
         max_inflight: cfg.etcd_max_inflight,
     })
-    .await?;
+    .await?
+    .with_encryption(encryption);
     crate::bootstrap::ensure_system_namespaces(&store).await?;
+    crate::bootstrap::ensure_system_priority_classes(&store).await?;
     crate::authz::policy::ensure(&store).await?;
     let cache = WatchCache::new(
         store.clone(),
@@ -98,17 +119,29 @@ pub async fn start(cfg: Config) -> Result<Running> {
             local.ip()
         });
     let authz = crate::authz::Authorizer::new(cfg.authorization_mode.clone(), cache.clone());
+    let authn = crate::authn::Authenticator::new(
+        &cfg,
+        store.clone(),
+        cache.clone(),
+        &SocketAddr::new(advertise_ip, local.port()).to_string(),
+    )?;
+    let audit = crate::audit::Auditor::from_config(&cfg)?;
     let state = Arc::new(State {
+        audit,
         store,
         authz,
+        authn,
         cache,
         advertise: SocketAddr::new(advertise_ip, local.port()).to_string(),
         max_body: cfg.max_request_body_bytes,
+        limits: crate::limits::Limits::from_config(&cfg),
         admission: crate::admission::Admission {
             default_toleration_seconds: crate::admission::tolerations::DefaultTolerationSeconds {
                 not_ready_toleration_seconds: cfg.default_not_ready_toleration_seconds,
                 unreachable_toleration_seconds: cfg.default_unreachable_toleration_seconds,
             },
+            plugins: admission_plugins,
+            quota: Default::default(),
         },
     });
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -165,11 +198,12 @@ async fn serve(
                 let user = user.clone();
                 async move {
                     Ok::<_, std::convert::Infallible>(
-                        handle(state, user.as_ref().clone(), req).await,
+                        handle(state, user.as_ref().clone(), peer, req).await,
                     )
                 }
             });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            crate::limits::configure_http(&mut builder);
             if let Err(e) = builder.serve_connection(TokioIo::new(tls), svc).await {
                 tracing::debug!(%peer, error = %e, "connection ended with error");
             }
@@ -209,17 +243,32 @@ const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 async fn handle(
     state: Arc<State>,
     user: Option<UserInfo>,
+    peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Response<Body> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let query = Query::parse(req.uri().query());
     let started = std::time::Instant::now();
-    let resp = route(state, user, req, &path, &method, query).await;
+    let mut held = crate::limits::Guard::default();
+    let mut audit = crate::audit::Record::begin(state.audit.as_ref(), &req, Some(peer.ip()));
+    let routed = route(
+        state, user, req, &path, &method, query, &mut held, &mut audit,
+    );
+    let resp = match std::panic::AssertUnwindSafe(routed).catch_unwind().await {
+        Ok(resp) => audit.finish(resp),
+        Err(panic) => {
+            audit.panicked(&crate::audit::panic_message(panic.as_ref()));
+            std::panic::resume_unwind(panic)
+        }
+    };
+    let resp = held.hold(resp);
     tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
     resp
 }
 
+// The request's parts and what the outer layers (limits, audit) follow of it.
+#[allow(clippy::too_many_arguments)]
 async fn route(
     state: Arc<State>,
     user: Option<UserInfo>,
@@ -227,27 +276,38 @@ async fn route(
     path: &str,
     method: &Method,
     query: Query,
+    held: &mut crate::limits::Guard,
+    audit: &mut crate::audit::Record,
 ) -> Response<Body> {
+    // The connection's certificate, else a bearer token (crate::authn); 401 on a bad token.
+    let user = match state.authn.authenticate(user, req.headers()).await {
+        Ok(u) => u,
+        Err(e) => return response::error(&e),
+    };
     let anonymous_public = user.is_none();
     let user = match user {
         Some(u) => u,
         None if is_public(path) => UserInfo {
             name: "system:anonymous".into(),
             groups: vec!["system:unauthenticated".into()],
+            ..Default::default()
         },
-        None => {
-            if req.headers().contains_key(header::AUTHORIZATION) {
-                tracing::debug!(path, "bearer tokens are not accepted yet");
-            }
-            return response::error(&ApiError::unauthorized());
-        }
+        None => return response::error(&ApiError::unauthorized()),
     };
+    audit.authenticated(&user);
     let user =
         match crate::authz::impersonation::impersonate(&state.authz, &user, req.headers()).await {
-            Ok(Some(impersonated)) => impersonated,
+            Ok(Some(impersonated)) => {
+                audit.impersonated(&impersonated);
+                impersonated
+            }
             Ok(None) => user,
             Err(e) => return response::error(&e),
         };
+    match state.limits.admit(&user, method, path, query.bool("watch")) {
+        Ok(guard) => *held = guard,
+        Err(refused) => return refused,
+    }
     if let Some(review) = crate::authz::review::Review::from_path(path) {
         let content_type = req
             .headers()
@@ -259,6 +319,7 @@ async fn route(
             Ok(b) => b,
             Err(e) => return response::error(&e),
         };
+        audit.request_body(&content_type, &body);
         return crate::authz::review::handle(
             &state.authz,
             &user,
@@ -268,6 +329,20 @@ async fn route(
             &body,
         )
         .await;
+    }
+    if crate::authn::tokenreview::is_path(path) {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        return match read_body(req, state.max_body).await {
+            Ok(body) => {
+                crate::authn::tokenreview::handle(&state, &user, method, &content_type, &body).await
+            }
+            Err(e) => response::error(&e),
+        };
     }
     let target = match request::parse(method, path, query.bool("watch")) {
         Ok(t) => t,
@@ -281,9 +356,12 @@ async fn route(
                 crate::authz::Attributes::non_resource(&user, method, path)
             }
         };
-        if let Err(e) = state.authz.allowed(&attrs).await {
+        let (decision, reason) = state.authz.authorize(&attrs).await;
+        let allowed = decision == crate::authz::Decision::Allow;
+        audit.authorized(allowed, &reason);
+        if !allowed {
             tracing::debug!(user = %user.name, verb = %attrs.verb, resource = %attrs.resource, path, "forbidden");
-            return response::error(&e);
+            return response::error(&crate::authz::forbidden(&attrs, &reason));
         }
     }
     match target {
@@ -331,6 +409,7 @@ async fn route(
                 Ok(b) => b,
                 Err(e) => return response::error(&e),
             };
+            audit.request_body(&content_type, &body);
             handlers::dispatch(Ctx {
                 state,
                 req: rr,
@@ -357,6 +436,9 @@ async fn non_resource(
     let verbose = query.get("verbose").is_some();
     match path {
         p if crate::openapi::is_openapi(p) => crate::openapi::handle(method, p, query, headers),
+        p if crate::authn::oidc::is_oidc_path(p) => {
+            crate::authn::oidc::handle(state.authn.tokens.as_ref(), method, p)
+        }
         "/version" => response::json(StatusCode::OK, &crate::discovery::version()),
         "/livez" | "/healthz" | "/livez/ping" | "/healthz/ping" => {
             if verbose {

@@ -5,7 +5,13 @@
 //! write never leaves anything half-done and concurrent writers get a clean conflict.
 //! The stored JSON carries no `resourceVersion`: it is stamped on read from the
 //! key's revision, which keeps it exact even after a restore.
+//!
+//! Values of resources named in `--encryption-provider-config` pass through
+//! [`crate::encryption`] on the way in and out (every write, every read here; the watch
+//! cache decrypts its own stream); other resources are stored as plain JSON untouched.
 
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
@@ -16,6 +22,7 @@ use etcd_client::{
 use kadm_apimachinery::{ApiError, meta};
 use serde_json::Value;
 
+use crate::encryption::{ResourceTransformer, Transformers};
 use crate::error::{Error, Result};
 
 /// How to reach etcd.
@@ -37,6 +44,9 @@ pub struct Stored {
     pub key: String,
     pub object: Value,
     pub mod_revision: i64,
+    /// Read with a key (or provider) other than the one writes use now: an update must
+    /// write it even when the object is unchanged, so rewriting re-encrypts.
+    pub stale: bool,
 }
 
 /// One page of a range read.
@@ -71,11 +81,22 @@ pub struct Store {
     watch: WatchClient,
     /// Bounds the requests in flight to etcd, when configured.
     inflight: Option<std::sync::Arc<tokio::sync::Semaphore>>,
+    /// Encryption at rest, when `--encryption-provider-config` is set.
+    encryption: Option<Arc<Transformers>>,
 }
 
-fn decode(kv: &KeyValue) -> Result<Stored> {
-    let mut object: Value = serde_json::from_slice(kv.value()).map_err(|e| Error::Corrupt {
-        key: String::from_utf8_lossy(kv.key()).into_owned(),
+/// The object stored at `kv`, decrypted with `transformer` when its resource is encrypted.
+fn decode(kv: &KeyValue, transformer: Option<&ResourceTransformer>) -> Result<Stored> {
+    let key = String::from_utf8_lossy(kv.key()).into_owned();
+    let (bytes, stale) = match transformer {
+        None => (Cow::Borrowed(kv.value()), false),
+        Some(t) => {
+            let d = t.from_storage(&key, kv.value())?;
+            (d.data, d.stale)
+        }
+    };
+    let mut object: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+        key: key.clone(),
         reason: e.to_string(),
     })?;
     meta::set(
@@ -84,9 +105,10 @@ fn decode(kv: &KeyValue) -> Result<Stored> {
         Value::String(kv.mod_revision().to_string()),
     );
     Ok(Stored {
-        key: String::from_utf8_lossy(kv.key()).into_owned(),
+        key,
         object,
         mod_revision: kv.mod_revision(),
+        stale,
     })
 }
 
@@ -165,7 +187,32 @@ impl Store {
             watch,
             inflight: (cfg.max_inflight > 0)
                 .then(|| std::sync::Arc::new(tokio::sync::Semaphore::new(cfg.max_inflight))),
+            encryption: None,
         })
+    }
+
+    /// Encrypts the resources `transformers` covers from now on.
+    pub fn with_encryption(mut self, transformers: Option<Arc<Transformers>>) -> Store {
+        self.encryption = transformers;
+        self
+    }
+
+    /// The providers of an etcd prefix (`/registry/secrets/`), for the watch cache.
+    pub fn transformer_for_prefix(&self, prefix: &str) -> Option<Arc<ResourceTransformer>> {
+        self.encryption.as_ref()?.for_prefix(prefix)
+    }
+
+    fn transformer(&self, key: &str) -> Option<&ResourceTransformer> {
+        self.encryption.as_ref()?.for_key(key)
+    }
+
+    /// The bytes to store for `obj` at `key`.
+    fn encode_for(&self, key: &str, obj: &Value) -> Result<Vec<u8>> {
+        let plain = encode(obj)?;
+        match self.transformer(key) {
+            None => Ok(plain),
+            Some(t) => Ok(t.to_storage(key, plain)?),
+        }
     }
 
     /// A client for one request, and the permit that admits it (when requests in flight
@@ -193,7 +240,7 @@ impl Store {
         let (mut kv, _permit) = self.kv().await;
         let resp = kv.get(key, None).await?;
         match resp.kvs().first() {
-            Some(kv) => Ok(Some(decode(kv)?)),
+            Some(kv) => Ok(Some(decode(kv, self.transformer(key))?)),
             None => Ok(None),
         }
     }
@@ -217,7 +264,12 @@ impl Store {
         }
         let (mut kv, _permit) = self.kv().await;
         let resp = kv.get(from, Some(opts)).await?;
-        let items = resp.kvs().iter().map(decode).collect::<Result<Vec<_>>>()?;
+        let transformer = self.transformer(prefix);
+        let items = resp
+            .kvs()
+            .iter()
+            .map(|kv| decode(kv, transformer))
+            .collect::<Result<Vec<_>>>()?;
         // etcd's header carries its current revision even for a read at an older one;
         // a read at a fixed revision was served at that revision (a continued list keeps
         // its snapshot).
@@ -234,7 +286,9 @@ impl Store {
         })
     }
 
-    /// One page of raw key-values under `prefix` from `start` (inclusive), at `revision`.
+    /// One page of raw key-values under `prefix` from `start` (inclusive), at `revision`:
+    /// the stored bytes, still encrypted for an encrypted resource (the watch cache
+    /// decrypts with [`Self::transformer_for_prefix`]).
     pub async fn list_raw(
         &self,
         prefix: &str,
@@ -256,7 +310,7 @@ impl Store {
     pub async fn create(&self, key: &str, obj: &Value) -> Result<WriteOutcome, StoreError> {
         let txn = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key, encode(obj)?, None)]);
+            .and_then([TxnOp::put(key, self.encode_for(key, obj)?, None)]);
         let (mut kv, _permit) = self.kv().await;
         let resp = kv.txn(txn).await?;
         if !resp.succeeded() {
@@ -276,7 +330,7 @@ impl Store {
     ) -> Result<WriteOutcome, StoreError> {
         let txn = Txn::new()
             .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
-            .and_then([TxnOp::put(key, encode(obj)?, None)]);
+            .and_then([TxnOp::put(key, self.encode_for(key, obj)?, None)]);
         let (mut kv, _permit) = self.kv().await;
         let resp = kv.txn(txn).await?;
         if !resp.succeeded() {

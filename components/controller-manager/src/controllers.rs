@@ -60,8 +60,24 @@ pub const TAINT_EVICTION: &str = "taint-eviction-controller";
 /// The node IPAM controller: a pod CIDR per node from the cluster CIDR.
 pub const NODE_IPAM: &str = "node-ipam-controller";
 
+/// The root CA publisher: a `kube-root-ca.crt` ConfigMap in every namespace.
+pub const ROOT_CA_CERT_PUBLISHER: &str = "root-ca-certificate-publisher-controller";
+
+/// The resource quota controller: ResourceQuota status (hard and used).
+pub const RESOURCE_QUOTA: &str = "resourcequota-controller";
+
 /// Every controller this kadm version has.
 pub const KNOWN: &[ControllerInfo] = &[
+    ControllerInfo {
+        name: ROOT_CA_CERT_PUBLISHER,
+        aliases: &["root-ca-cert-publisher"],
+        on_by_default: true,
+    },
+    ControllerInfo {
+        name: RESOURCE_QUOTA,
+        aliases: &["resourcequota"],
+        on_by_default: true,
+    },
     ControllerInfo {
         name: NODE_LIFECYCLE,
         aliases: &["nodelifecycle"],

@@ -120,6 +120,10 @@ pub enum Error {
 
     #[error("--cluster-cidr {value:?}: {reason}")]
     ClusterCidr { value: String, reason: String },
+
+    /// The CA bundle the root CA publisher publishes could not be read.
+    #[error("read the root CA from {source_name}: {reason}")]
+    RootCa { source_name: String, reason: String },
 }
 
 /// Result with [`Error`] as the default error.

@@ -25,6 +25,8 @@ pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod options;
 pub mod replicaset;
+pub mod resourcequota;
+pub mod rootcacertpublisher;
 pub mod serviceaccount;
 pub mod statefulset;
 pub mod tainteviction;

@@ -219,6 +219,29 @@ async fn run_controllers(client: Client, enabled: &[&str], opts: &Options, shutd
                 )
                 .boxed(),
             ),
+            controllers::ROOT_CA_CERT_PUBLISHER => {
+                match crate::rootcacertpublisher::root_ca(
+                    opts.root_ca_file.as_deref(),
+                    &opts.kubeconfig,
+                ) {
+                    Ok(ca) => running.push(
+                        crate::rootcacertpublisher::run(client.clone(), ca, shutdown.signal())
+                            .boxed(),
+                    ),
+                    Err(e) => tracing::error!(controller = *name, error = %e, "not started"),
+                }
+            }
+            controllers::RESOURCE_QUOTA => running.push(
+                crate::resourcequota::run(
+                    client.clone(),
+                    crate::resourcequota::Config {
+                        resync_period: opts.resource_quota_sync_period,
+                        concurrency: opts.concurrent_resource_quota_syncs,
+                    },
+                    shutdown.signal(),
+                )
+                .boxed(),
+            ),
             controllers::SERVICE_ACCOUNT => {
                 running.push(crate::serviceaccount::run(client.clone(), shutdown.signal()).boxed())
             }

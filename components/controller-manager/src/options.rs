@@ -139,6 +139,19 @@ pub struct Options {
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     pub node_startup_grace_period: Duration,
 
+    /// The CA bundle published as `kube-root-ca.crt` in every namespace (default: the CA
+    /// the kubeconfig trusts for the apiserver).
+    #[arg(long)]
+    pub root_ca_file: Option<PathBuf>,
+
+    /// How often every ResourceQuota is recounted even when nothing changed.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub resource_quota_sync_period: Duration,
+
+    /// How many ResourceQuotas are recounted at the same time.
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_resource_quota_syncs: u16,
+
     /// Give nodes pod CIDRs from --cluster-cidr (node-ipam-controller). On by default in
     /// kadm, whose clusters always have a pod network range; Kubernetes defaults to false.
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true, default_missing_value = "true")]

@@ -1,5 +1,16 @@
-//! kadm-kubelet: not built yet. It refuses to start rather than pretend to run.
+use std::process::ExitCode;
 
-fn main() {
-    kadm_base::refuse_unimplemented("kadm-kubelet", "see the open issues for its delivery");
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    kadm_base::init_logging("info");
+    let opts = kadm_kubelet::options::Options::parse();
+    match kadm_kubelet::run::run(opts).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -437,6 +437,11 @@ fn subresource_kind(res: &ResourceInfo, sub: &str) -> (String, String, String) {
     match sub {
         "scale" => ("autoscaling".into(), "v1".into(), "Scale".into()),
         "binding" => (String::new(), "v1".into(), "Binding".into()),
+        "token" => (
+            "authentication.k8s.io".into(),
+            "v1".into(),
+            "TokenRequest".into(),
+        ),
         _ => (res.group.into(), res.version.into(), res.kind.into()),
     }
 }
@@ -614,10 +619,10 @@ fn resource_paths(res: &ResourceInfo, out: &mut BTreeMap<String, PathItem>) {
             op
         };
         let ops = match *sub {
-            "binding" => vec![with(mk_op(
+            "binding" | "token" => vec![with(mk_op(
                 "post",
                 format!("create{gv}{scope}{kind}{subc}"),
-                format!("create binding of a {kind}"),
+                format!("create {sub} of a {kind}"),
                 "post",
                 writes(false),
                 Some(BodyKind::Object(sdef.clone())),

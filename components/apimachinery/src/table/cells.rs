@@ -204,6 +204,7 @@ pub(super) fn cells(res: &ResourceInfo, obj: &Value, now: DateTime<Utc>) -> Vec<
             json!(age(obj, now)),
         ],
         ("", "serviceaccounts") => vec![name, json!(len(obj, "/secrets")), json!(age(obj, now))],
+        ("", "resourcequotas") => resource_quota(obj, now),
         ("", "events") => event(obj, now),
         // events.k8s.io objects are printed as the core/v1 Events they are stored as.
         ("events.k8s.io", "events") => event(&crate::events::to_core(obj), now),
@@ -372,6 +373,28 @@ pub(super) fn cells(res: &ResourceInfo, obj: &Value, now: DateTime<Utc>) -> Vec<
             vec![name, json!(created)]
         }
     }
+}
+
+/// `printResourceQuota`: `used/hard` per resource of `status.hard`, in name order, the
+/// `limits.*` ones in the Limit column and everything else in Request.
+fn resource_quota(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let hard = crate::quota::parse_list(obj.pointer("/status/hard"));
+    let used = crate::quota::parse_list(obj.pointer("/status/used"));
+    let (mut request, mut limit) = (Vec::new(), Vec::new());
+    for (name, h) in &hard {
+        let u = used.get(name).copied().unwrap_or_default();
+        let cell = format!("{name}: {u}/{h}");
+        match name.split_once('.') {
+            Some(("limits", _)) => limit.push(cell),
+            _ => request.push(cell),
+        }
+    }
+    vec![
+        json!(meta::name(obj)),
+        json!(age(obj, now)),
+        json!(request.join(", ")),
+        json!(limit.join(", ")),
+    ]
 }
 
 /// `printScale`: name, desired and observed replicas, age.

@@ -252,6 +252,20 @@ pub(super) fn columns(res: &ResourceInfo) -> Vec<Column> {
             ),
             AGE,
         ],
+        ("", "resourcequotas") => vec![
+            NAME,
+            AGE,
+            col(
+                "Request",
+                "string",
+                Doc::Text("Request represents a minimum amount of cpu/memory that a container may consume."),
+            ),
+            col(
+                "Limit",
+                "string",
+                Doc::Text("Limits control the maximum amount of cpu/memory that a container may use independent of contention on the node."),
+            ),
+        ],
         ("", "events") | ("events.k8s.io", "events") => vec![
             col("Last Seen", "string", Doc::Field(EVENT, "lastTimestamp")),
             col("Type", "string", Doc::Field(EVENT, "type")),

@@ -1068,3 +1068,33 @@ fn claims_show_capacity_and_modes_only_once_bound() {
     );
     assert_eq!(c[8], "<unset>");
 }
+
+#[test]
+fn resource_quota_table_splits_requests_and_limits() {
+    assert_eq!(
+        shape("", "resourcequotas"),
+        cols(&[
+            ("Name", "string", 0),
+            ("Age", "string", 0),
+            ("Request", "string", 0),
+            ("Limit", "string", 0)
+        ])
+    );
+    let quota = json!({"metadata": {"name": "q1", "creationTimestamp": ago(60)},
+        "status": {"hard": {"pods": "2", "requests.cpu": "1", "limits.memory": "1Gi"},
+                   "used": {"pods": "1", "requests.cpu": "500m"}}});
+    assert_eq!(
+        cells_of("", "resourcequotas", &quota),
+        vec![
+            json!("q1"),
+            json!("60s"),
+            json!("pods: 1/2, requests.cpu: 500m/1"),
+            json!("limits.memory: 0/1Gi")
+        ]
+    );
+    // LimitRanges get Kubernetes' Name / Created At table.
+    assert_eq!(
+        shape("", "limitranges"),
+        cols(&[("Name", "string", 0), ("Created At", "date", 0)])
+    );
+}

@@ -8,6 +8,15 @@
 //! later plugins see what earlier ones changed, and quota is charged last, for the object
 //! that will actually be stored.
 
+pub mod limit_ranger;
+mod lookup;
+pub mod namespace_lifecycle;
+pub mod node_restriction;
+pub mod plugins;
+pub mod pod_security;
+pub mod priority;
+pub mod resource_quota;
+pub mod service_account;
 pub mod tolerations;
 
 use kadm_apimachinery::{ApiError, ResourceInfo};
@@ -16,6 +25,7 @@ use serde_json::Value;
 use crate::server::State;
 use crate::tls::UserInfo;
 
+pub use plugins::{Plugin, Plugins};
 pub use tolerations::{DEFAULT_TOLERATION_SECONDS, NOT_READY_TAINT, UNREACHABLE_TAINT};
 
 /// The kind of write, as admission webhooks and audit name it.
@@ -70,19 +80,38 @@ pub struct Outcome {
 #[derive(Debug, Clone, Default)]
 pub struct Admission {
     pub default_toleration_seconds: tolerations::DefaultTolerationSeconds,
+    /// Which plugins run (`--enable-admission-plugins` / `--disable-admission-plugins`).
+    pub plugins: Plugins,
+    /// ResourceQuota's per-namespace charging locks.
+    pub quota: resource_quota::QuotaAdmission,
 }
 
 impl Admission {
     /// The mutating phase: each plugin may change `obj` or refuse the write.
     pub async fn mutate(
         &self,
-        _state: &State,
+        state: &State,
         req: &Request<'_>,
         obj: &mut Value,
         _out: &mut Outcome,
     ) -> Result<(), ApiError> {
-        self.default_toleration_seconds
-            .mutate(req.res, req.subresource, obj);
+        let on = |p| self.plugins.enabled(p);
+        if on(Plugin::NamespaceLifecycle) {
+            namespace_lifecycle::admit(state, req).await?;
+        }
+        if on(Plugin::LimitRanger) {
+            limit_ranger::mutate(state, req, obj).await?;
+        }
+        if on(Plugin::ServiceAccount) {
+            service_account::mutate(state, req, obj).await?;
+        }
+        if on(Plugin::Priority) {
+            priority::mutate(state, req, obj).await?;
+        }
+        if on(Plugin::DefaultTolerationSeconds) {
+            self.default_toleration_seconds
+                .mutate(req.res, req.subresource, obj);
+        }
         Ok(())
     }
 
@@ -90,11 +119,41 @@ impl Admission {
     /// `obj` is `None` for deletes.
     pub async fn validate(
         &self,
-        _state: &State,
-        _req: &Request<'_>,
-        _obj: Option<&Value>,
-        _out: &mut Outcome,
+        state: &State,
+        req: &Request<'_>,
+        obj: Option<&Value>,
+        out: &mut Outcome,
     ) -> Result<(), ApiError> {
+        let on = |p| self.plugins.enabled(p);
+        if let Some(obj) = obj
+            && on(Plugin::LimitRanger)
+        {
+            limit_ranger::validate(state, req, obj).await?;
+        }
+        if let Some(obj) = obj
+            && on(Plugin::ServiceAccount)
+        {
+            service_account::validate(state, req, obj).await?;
+        }
+        // NodeRestriction is a mutating plugin in Kubernetes; it runs here because every
+        // write (deletes and TokenRequests included) passes this phase.
+        if on(Plugin::NodeRestriction) {
+            node_restriction::admit(&*state.cache, req, obj)?;
+        }
+        if on(Plugin::PodSecurity) {
+            pod_security::validate(state, req, obj, out).await?;
+        }
+        if let Some(obj) = obj
+            && on(Plugin::Priority)
+        {
+            priority::validate(state, req, obj).await?;
+        }
+        // Last: quota is charged only for what every other plugin let through.
+        if let Some(obj) = obj
+            && on(Plugin::ResourceQuota)
+        {
+            self.quota.validate(state, req, obj).await?;
+        }
         Ok(())
     }
 }

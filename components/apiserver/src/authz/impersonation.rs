@@ -121,8 +121,14 @@ pub async fn impersonate(
         all_groups.push("system:authenticated".into());
     }
     tracing::debug!(caller = %caller.name, user = %name, groups = ?all_groups, "impersonating");
+    let mut extra = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for (key, value) in extras {
+        extra.entry(key).or_default().push(value);
+    }
     Ok(Some(UserInfo {
         name,
         groups: all_groups,
+        uid: uid.unwrap_or_default(),
+        extra,
     }))
 }

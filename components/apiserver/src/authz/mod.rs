@@ -4,6 +4,7 @@
 //! the first mode with an opinion decides. Members of `system:masters` are always allowed,
 //! as Kubernetes' privileged-group authorizer allows them before any mode is asked.
 //!
+//! - [`node`]: the Node authorizer, over the [`graph`] of what each node's pods reference.
 //! - [`rbac`]: RBAC from an in-memory index of roles and bindings fed by the watch cache.
 //! - [`policy`]: the default roles and bindings, created and reconciled at start.
 //! - [`aggregation`]: keeps aggregated ClusterRoles' rules current.
@@ -13,7 +14,9 @@
 
 pub mod aggregation;
 pub mod escalation;
+pub mod graph;
 pub mod impersonation;
+pub mod node;
 pub mod policy;
 pub mod rbac;
 pub mod review;
@@ -44,6 +47,9 @@ pub struct Attributes {
     pub name: String,
     /// The request path, for non-resource requests.
     pub path: String,
+    /// A list's or watch's `fieldSelector` (the Node authorizer lets kubelets list the pods
+    /// of `spec.nodeName=<self>`).
+    pub field_selector: String,
 }
 
 impl Attributes {
@@ -70,6 +76,11 @@ impl Attributes {
             subresource: r.subresource.clone(),
             name,
             path: String::new(),
+            field_selector: if matches!(r.verb, Verb::List | Verb::Watch) {
+                query.str("fieldSelector").to_string()
+            } else {
+                String::new()
+            },
         }
     }
 
@@ -86,6 +97,7 @@ impl Attributes {
             subresource: String::new(),
             name: String::new(),
             path: path.to_string(),
+            field_selector: String::new(),
         }
     }
 
@@ -108,6 +120,7 @@ impl Attributes {
             subresource: String::new(),
             name: name.to_string(),
             path: String::new(),
+            field_selector: String::new(),
         }
     }
 }
@@ -125,21 +138,24 @@ pub fn verb_name(v: Verb) -> &'static str {
     }
 }
 
-/// The name an exact `metadata.name` field selector requires, if it is a valid path segment.
-fn selected_name(selector: &str) -> Option<String> {
+/// The value a field selector requires `field` to equal (`field=v` or `field==v`).
+pub fn field_equals<'a>(selector: &'a str, field: &str) -> Option<&'a str> {
     selector.split(',').find_map(|term| {
         let (k, v) = term
             .split_once("==")
             .or_else(|| term.split_once('='))
             .filter(|(k, _)| !k.ends_with('!'))?;
-        (k.trim() == "metadata.name"
-            && !v.is_empty()
-            && v != "."
-            && v != ".."
-            && !v.contains('/')
-            && !v.contains('%'))
-        .then(|| v.to_string())
+        (k.trim() == field).then_some(v)
     })
+}
+
+/// The name an exact `metadata.name` field selector requires, if it is a valid path segment.
+fn selected_name(selector: &str) -> Option<String> {
+    field_equals(selector, "metadata.name")
+        .filter(|v| {
+            !v.is_empty() && *v != "." && *v != ".." && !v.contains('/') && !v.contains('%')
+        })
+        .map(str::to_string)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +170,7 @@ pub enum Decision {
 pub enum Mode {
     AlwaysAllow,
     AlwaysDeny,
+    Node,
     Rbac,
 }
 
@@ -163,12 +180,9 @@ impl Mode {
             "AlwaysAllow" => Ok(Mode::AlwaysAllow),
             "AlwaysDeny" => Ok(Mode::AlwaysDeny),
             "RBAC" => Ok(Mode::Rbac),
-            "Node" => Err(
-                "authorization mode \"Node\" is not supported yet; use --authorization-mode=RBAC"
-                    .into(),
-            ),
+            "Node" => Ok(Mode::Node),
             other => Err(format!(
-                "unknown authorization mode {other:?}; supported modes are AlwaysAllow, AlwaysDeny and RBAC"
+                "unknown authorization mode {other:?}; supported modes are AlwaysAllow, AlwaysDeny, Node and RBAC"
             )),
         }
     }
@@ -179,11 +193,16 @@ pub struct Authorizer {
     modes: Vec<Mode>,
     cache: Arc<WatchCache>,
     pub rbac: rbac::Rbac,
+    /// Present when `Node` is one of the modes.
+    pub node: Option<node::NodeAuthorizer>,
 }
 
 impl Authorizer {
     pub fn new(modes: Vec<Mode>, cache: Arc<WatchCache>) -> Authorizer {
         Authorizer {
+            node: modes
+                .contains(&Mode::Node)
+                .then(|| node::NodeAuthorizer::new(cache.clone())),
             modes,
             rbac: rbac::Rbac::new(cache.clone()),
             cache,
@@ -205,6 +224,25 @@ impl Authorizer {
             match mode {
                 Mode::AlwaysAllow => return (Decision::Allow, String::new()),
                 Mode::AlwaysDeny => return (Decision::Deny, String::new()),
+                Mode::Node => {
+                    let Some(node) = &self.node else { continue };
+                    let mut v = node.authorize(a);
+                    if v.from_graph && v.decision != Decision::Allow {
+                        // The graph may not have applied the newest pods yet: deny only
+                        // once it has caught up with the cache.
+                        if node.graph.catch_up(graph::CATCH_UP_TIMEOUT).await {
+                            v = node.authorize(a);
+                        } else {
+                            tracing::warn!(user = %a.user.name, "node authorizer graph did not catch up with the watch cache in time");
+                        }
+                    }
+                    if v.decision == Decision::Allow {
+                        return (Decision::Allow, String::new());
+                    }
+                    if !v.reason.is_empty() {
+                        reasons.push(v.reason);
+                    }
+                }
                 Mode::Rbac => {
                     if !self.cache.is_ready() {
                         // The index is empty until the cache is loaded (at most moments
@@ -252,6 +290,14 @@ impl Authorizer {
                     });
                 }
                 Mode::AlwaysDeny => {}
+                // Kubernetes' Node authorizer does not enumerate a node's rules.
+                Mode::Node => {
+                    if node::node_identity(user).is_some() {
+                        errors.push(
+                            "node authorizer does not support user rule resolution".to_string(),
+                        );
+                    }
+                }
                 Mode::Rbac => {
                     let (r, e) = self.rbac.index().rules_for(user, namespace);
                     out.extend(r);
@@ -310,6 +356,7 @@ mod tests {
         UserInfo {
             name: "jane".into(),
             groups: vec!["system:authenticated".into()],
+            ..Default::default()
         }
     }
 
@@ -353,10 +400,23 @@ mod tests {
     }
 
     #[test]
-    fn modes_parse_and_node_is_not_yet_supported() {
+    fn modes_parse() {
         assert_eq!(Mode::parse("RBAC"), Ok(Mode::Rbac));
         assert_eq!(Mode::parse("AlwaysAllow"), Ok(Mode::AlwaysAllow));
-        assert!(Mode::parse("Node").is_err());
+        assert_eq!(Mode::parse("Node"), Ok(Mode::Node));
         assert!(Mode::parse("rbac").is_err());
+    }
+
+    #[test]
+    fn field_equals_finds_exact_requirements() {
+        assert_eq!(
+            field_equals("spec.nodeName=n1", "spec.nodeName"),
+            Some("n1")
+        );
+        assert_eq!(
+            field_equals("status.phase!=x,spec.nodeName==n1", "spec.nodeName"),
+            Some("n1")
+        );
+        assert_eq!(field_equals("spec.nodeName!=n1", "spec.nodeName"), None);
     }
 }

@@ -90,6 +90,43 @@ impl Binding {
             .iter()
             .any(|s| s.applies_to(user, &self.namespace))
     }
+
+    /// Kubernetes' description of the binding that allowed a request (the
+    /// `authorization.k8s.io/reason` audit annotation, SubjectAccessReview's reason):
+    /// `ClusterRoleBinding "b" of ClusterRole "r" to User "u"`, `RoleBinding "b/ns" …`.
+    fn describe(&self, user: &UserInfo) -> String {
+        let (role_kind, role) = match &self.role {
+            RoleRef::Role(n) => ("Role", n),
+            RoleRef::ClusterRole(n) => ("ClusterRole", n),
+        };
+        let subject = self
+            .subjects
+            .iter()
+            .find(|s| s.applies_to(user, &self.namespace))
+            .map(|s| match s.kind.as_str() {
+                "ServiceAccount" => {
+                    let ns = if s.namespace.is_empty() {
+                        &self.namespace
+                    } else {
+                        &s.namespace
+                    };
+                    format!("{} {:?}", s.kind, format!("{}/{ns}", s.name))
+                }
+                _ => format!("{} {:?}", s.kind, s.name),
+            })
+            .unwrap_or_default();
+        if self.namespace.is_empty() {
+            format!(
+                "ClusterRoleBinding {:?} of {role_kind} {role:?} to {subject}",
+                self.name
+            )
+        } else {
+            format!(
+                "RoleBinding {:?} of {role_kind} {role:?} to {subject}",
+                format!("{}/{}", self.name, self.namespace)
+            )
+        }
+    }
 }
 
 /// Every role and binding, as of one state of the cache.
@@ -126,14 +163,14 @@ impl Index {
     }
 
     /// Visits the rules that apply to `user` in `namespace` (cluster bindings first, then
-    /// the namespace's bindings), stopping when `visit` returns true. Returns whether it
-    /// stopped and the resolution errors met on the way.
+    /// the namespace's bindings), stopping when `visit` returns true. Returns the binding
+    /// it stopped at (described as Kubernetes does) and the resolution errors met on the way.
     fn visit(
         &self,
         user: &UserInfo,
         namespace: &str,
         mut visit: impl FnMut(&Rule) -> bool,
-    ) -> (bool, Vec<String>) {
+    ) -> (Option<String>, Vec<String>) {
         let mut errors = Vec::new();
         for b in &self.cluster_bindings {
             if !b.applies_to(user) {
@@ -142,7 +179,7 @@ impl Index {
             match self.role_rules(&b.role, "") {
                 Some(rules) => {
                     if rules.iter().any(&mut visit) {
-                        return (true, errors);
+                        return (Some(b.describe(user)), errors);
                     }
                 }
                 None => errors.push(missing(&b.role)),
@@ -156,20 +193,20 @@ impl Index {
                 match self.role_rules(&b.role, namespace) {
                     Some(rules) => {
                         if rules.iter().any(&mut visit) {
-                            return (true, errors);
+                            return (Some(b.describe(user)), errors);
                         }
                     }
                     None => errors.push(missing(&b.role)),
                 }
             }
         }
-        (false, errors)
+        (None, errors)
     }
 
     pub fn authorize(&self, a: &Attributes) -> (Decision, String) {
-        let (allowed, errors) = self.visit(&a.user, &a.namespace, |r| rules::allows(a, r));
-        if allowed {
-            return (Decision::Allow, String::new());
+        let (allowed_by, errors) = self.visit(&a.user, &a.namespace, |r| rules::allows(a, r));
+        if let Some(binding) = allowed_by {
+            return (Decision::Allow, format!("RBAC: allowed by {binding}"));
         }
         let reason = if errors.is_empty() {
             String::new()
@@ -276,5 +313,62 @@ impl Rbac {
             *cur = (generation, idx);
         }
         cur.1.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_allowed_request_names_the_binding_as_kubernetes_does() {
+        let mut idx = Index::default();
+        idx.cluster_roles.insert(
+            "view".into(),
+            Rule::list_from(
+                &json!({"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}),
+            ),
+        );
+        idx.role_bindings.insert(
+            "team".into(),
+            vec![Binding::from_json(&json!({
+                "metadata": {"name": "b", "namespace": "team"},
+                "roleRef": {"kind": "ClusterRole", "name": "view"},
+                "subjects": [{"kind": "User", "name": "x"}, {"kind": "ServiceAccount", "name": "sa"}],
+            }))],
+        );
+        idx.cluster_bindings.push(Binding::from_json(&json!({
+            "metadata": {"name": "all"},
+            "roleRef": {"kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "Group", "name": "readers"}],
+        })));
+        let sa = UserInfo {
+            name: "system:serviceaccount:team:sa".into(),
+            ..UserInfo::default()
+        };
+        let get = |u: &UserInfo| idx.authorize(&Attributes::of(u, "get", "", "pods", "team", "p"));
+        assert_eq!(
+            get(&sa),
+            (
+                Decision::Allow,
+                r#"RBAC: allowed by RoleBinding "b/team" of ClusterRole "view" to ServiceAccount "sa/team""#
+                    .to_string()
+            )
+        );
+        let reader = UserInfo {
+            name: "r".into(),
+            groups: vec!["readers".into()],
+            ..UserInfo::default()
+        };
+        assert_eq!(
+            get(&reader).1,
+            r#"RBAC: allowed by ClusterRoleBinding "all" of ClusterRole "view" to Group "readers""#
+        );
+        let nobody = UserInfo {
+            name: "n".into(),
+            ..UserInfo::default()
+        };
+        assert_eq!(get(&nobody), (Decision::NoOpinion, String::new()));
     }
 }

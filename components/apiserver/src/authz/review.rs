@@ -143,7 +143,7 @@ async fn answer(
     let invalid = |causes: Vec<Cause>| ApiError::invalid(review.group(), review.kind(), "", causes);
     match review {
         Review::SelfSubject(_) => {
-            obj["status"] = json!({"userInfo": {"username": user.name, "groups": user.groups}});
+            obj["status"] = json!({"userInfo": crate::authn::tokenreview::user_info_json(user)});
         }
         Review::SelfSubjectRules => {
             let ns = spec.get("namespace").and_then(Value::as_str).unwrap_or("");
@@ -191,6 +191,7 @@ async fn answer(
                     UserInfo {
                         name: name.to_string(),
                         groups,
+                        ..Default::default()
                     }
                 }
             };
@@ -256,7 +257,8 @@ fn resource_rule(r: &Rule) -> Value {
     v
 }
 
-fn decode(content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
+/// A review body as JSON (JSON, YAML or Kubernetes protobuf).
+pub(crate) fn decode(content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
     let ct = content_type
         .split(';')
         .next()

@@ -247,6 +247,7 @@ mod tests {
             user: UserInfo {
                 name: "jane".into(),
                 groups: vec![],
+                ..Default::default()
             },
             verb: verb.into(),
             resource_request: true,
@@ -256,6 +257,7 @@ mod tests {
             subresource: sub.into(),
             name: name.into(),
             path: String::new(),
+            field_selector: String::new(),
         }
     }
 

@@ -77,6 +77,8 @@ pub struct Cacher {
     /// follow one etcd watch).
     applied: Arc<AtomicI64>,
     state: RwLock<State>,
+    /// Decrypts the prefix's values when its resource is encrypted at rest.
+    transformer: Option<Arc<crate::encryption::ResourceTransformer>>,
 }
 
 impl Cacher {
@@ -93,6 +95,28 @@ impl Cacher {
                 last_rev: 0,
                 live: None,
             }),
+            transformer: None,
+        }
+    }
+
+    /// Decrypts the prefix's values with `transformer` (`--encryption-provider-config`).
+    pub fn with_transformer(
+        mut self,
+        transformer: Option<Arc<crate::encryption::ResourceTransformer>>,
+    ) -> Self {
+        self.transformer = transformer;
+        self
+    }
+
+    /// Decodes a stored value of this prefix, decrypting it first when the resource is
+    /// encrypted at rest.
+    pub fn decode(&self, key: Arc<str>, value: &[u8], rev: i64) -> crate::error::Result<Entry> {
+        match &self.transformer {
+            None => Ok(self.layout.decode(key, value, rev)?),
+            Some(t) => {
+                let plain = t.from_storage(&key, value)?;
+                Ok(self.layout.decode(key, &plain.data, rev)?)
+            }
         }
     }
 
@@ -154,10 +178,10 @@ impl Cacher {
             match ev.event_type() {
                 etcd_client::EventType::Put => {
                     let key: Arc<str> = Arc::from(key.as_ref());
-                    let entry = match self.layout.decode(key.clone(), kv.value(), rev) {
+                    let entry = match self.decode(key.clone(), kv.value(), rev) {
                         Ok(e) => Arc::new(e),
                         Err(e) => {
-                            tracing::warn!(key = %key, error = %e, "stored object is not valid json; the watch cache drops it");
+                            tracing::warn!(key = %key, error = %e, "stored object cannot be decoded; the watch cache drops it");
                             if let Some(prev) = s.objects.remove(key.as_ref()) {
                                 self.deleted(&mut s, prev, rev);
                             }

@@ -135,12 +135,16 @@ impl WatchCache {
                         }
                     }
                 }
-                Arc::new(Cacher::new(
-                    prefix,
-                    Layout { primary, fields },
-                    config.window,
-                    applied.clone(),
-                ))
+                let transformer = store.transformer_for_prefix(&prefix);
+                Arc::new(
+                    Cacher::new(
+                        prefix,
+                        Layout { primary, fields },
+                        config.window,
+                        applied.clone(),
+                    )
+                    .with_transformer(transformer),
+                )
             })
             .collect();
         cachers.sort_by_key(|c| std::cmp::Reverse(c.prefix.len()));
@@ -255,12 +259,12 @@ impl WatchCache {
                     .await?;
                 for kv in page.kvs() {
                     let key: Arc<str> = Arc::from(String::from_utf8_lossy(kv.key()).as_ref());
-                    match c.layout.decode(key.clone(), kv.value(), kv.mod_revision()) {
+                    match c.decode(key.clone(), kv.value(), kv.mod_revision()) {
                         Ok(e) => {
                             objects.insert(key, Arc::new(e));
                         }
                         Err(e) => {
-                            tracing::warn!(key = %key, error = %e, "stored object is not valid json; the watch cache skips it")
+                            tracing::warn!(key = %key, error = %e, "stored object cannot be decoded; the watch cache skips it")
                         }
                     }
                 }

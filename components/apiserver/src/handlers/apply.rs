@@ -17,7 +17,7 @@ use kadm_apimachinery::patch::PatchType;
 use kadm_apimachinery::{ApiError, Cause, Reason, ResourceInfo, meta};
 use serde_json::{Map, Value, json};
 
-use super::write::{check_name, check_namespace, reconcile_namespace, store_update};
+use super::write::{check_name, reconcile_namespace, store_update};
 use super::{Ctx, check_type, respond_object, to_storage, to_wire, validate};
 use crate::response::Body;
 use crate::storage::WriteOutcome;
@@ -322,7 +322,6 @@ pub fn apply_scale(ctx: &Ctx, live: &Value) -> Result<(Option<i64>, Option<Value
 /// An apply to a missing object creates it; `None` when it appeared meanwhile.
 async fn create(ctx: &Ctx, obj: Value, dry_run: bool) -> Result<Option<Response<Body>>, ApiError> {
     let res = ctx.res();
-    check_namespace(ctx, &ctx.req.name).await?;
     let mut obj = to_storage(res, obj);
     strategy::prepare_create(res, &mut obj);
     let name = ctx.req.name.as_str();

@@ -95,6 +95,7 @@ impl Ctx {
         match self.req.subresource.as_str() {
             "scale" => openapi::gvk_definition("autoscaling", "v1", "Scale"),
             "binding" => openapi::gvk_definition("", "v1", "Binding"),
+            "token" => openapi::gvk_definition("authentication.k8s.io", "v1", "TokenRequest"),
             _ => openapi::resource_definition(self.res()),
         }
     }
@@ -183,6 +184,8 @@ pub async fn dispatch(ctx: Ctx) -> Response<Body> {
         (Verb::Get, "scale") => subresource::get_scale(&ctx).await,
         (Verb::Update | Verb::Patch, "scale") => subresource::write_scale(&ctx).await,
         (Verb::Create, "binding") => subresource::bind(&ctx).await,
+        (Verb::Create, "token") => crate::authn::tokenrequest::create(&ctx).await,
+        (_, "token") => Err(ApiError::method_not_allowed()),
         (Verb::Get, _) => read::get(&ctx).await,
         (Verb::List, _) => read::list(&ctx).await,
         (Verb::Watch, _) => watch::watch(&ctx).await,
@@ -331,6 +334,7 @@ fn strict_body_error(ctx: &Ctx, obj: &Value, problems: &[String]) -> ApiError {
     let (default_version, default_kind) = match ctx.req.subresource.as_str() {
         "scale" => ("v1", "Scale"),
         "binding" => ("v1", "Binding"),
+        "token" => ("v1", "TokenRequest"),
         _ => (ctx.res().version, ctx.res().kind),
     };
     let (api_version, kind) = meta::type_meta(obj);

@@ -26,47 +26,6 @@ fn random_suffix() -> String {
         .collect()
 }
 
-/// Refuses writes into a namespace that does not exist or is being deleted.
-pub async fn check_namespace(ctx: &Ctx, name: &str) -> Result<(), ApiError> {
-    let res = ctx.res();
-    if !res.namespaced() {
-        return Ok(());
-    }
-    let ns_res = kadm_apimachinery::registry::lookup("", "v1", "namespaces")
-        .ok_or_else(|| ApiError::internal("namespaces not registered"))?;
-    let key = ns_res.etcd_key("", &ctx.req.namespace);
-    // Namespaces are read from the watch cache, as Kubernetes' NamespaceLifecycle
-    // admission reads its informer; one the cache does not hold (yet) is read from etcd.
-    let cache = &ctx.state.cache;
-    let cached = cache
-        .cacher(ns_res)
-        .filter(|_| cache.is_ready())
-        .and_then(|c| c.get(&key))
-        .map(|e| e.value());
-    let ns = match cached {
-        Some(v) => v,
-        None => {
-            ctx.state
-                .store
-                .get(&key)
-                .await?
-                .ok_or_else(|| ApiError::not_found("", "namespaces", &ctx.req.namespace))?
-                .object
-        }
-    };
-    if meta::deletion_timestamp(&ns).is_some()
-        || ns.pointer("/status/phase") == Some(&json!("Terminating"))
-    {
-        return Err(ApiError::namespace_terminating(
-            res.group,
-            res.plural,
-            name,
-            &ctx.req.namespace,
-        ));
-    }
-    Ok(())
-}
-
 /// Puts the URL's namespace into the object, refusing a different one in the body.
 pub(super) fn reconcile_namespace(ctx: &Ctx, obj: &mut Value) -> Result<(), ApiError> {
     let res = ctx.res();
@@ -92,7 +51,6 @@ pub async fn create(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     check_type(res, &mut obj)?;
     reconcile_namespace(ctx, &mut obj)?;
     let generate = meta::name(&obj).is_empty() && !meta::generate_name(&obj).is_empty();
-    check_namespace(ctx, meta::name(&obj)).await?;
     // Kubernetes records who set what on the decoded, defaulted object, before the
     // create strategy resets what it resets.
     let managed = super::apply::managed_for_create(ctx, &obj, &manager);
@@ -186,12 +144,14 @@ pub(super) async fn store_update(
             WriteOutcome::Conflict => Ok(None),
         };
     }
-    // An update that changes nothing writes nothing, as Kubernetes does.
+    // An update that changes nothing writes nothing, as Kubernetes does — unless the
+    // stored value is stale (encrypted with an old key, or not encrypted): then the write
+    // re-encrypts it with the current key.
     let mut unchanged = current.object.clone();
     meta::remove(&mut unchanged, "resourceVersion");
     let mut candidate = new.clone();
     meta::remove(&mut candidate, "resourceVersion");
-    if unchanged == candidate || dry_run {
+    if (unchanged == candidate && !current.stale) || dry_run {
         meta::set(
             &mut new,
             "resourceVersion",

@@ -12,114 +12,9 @@ pub const DEFAULT_MILLI_CPU_REQUEST: i64 = 100;
 /// Kubernetes' `DefaultMemoryRequest` (200 MiB), the same for memory.
 pub const DEFAULT_MEMORY_REQUEST: i64 = 200 * 1024 * 1024;
 
-/// A parsed quantity in nano-units (10⁻⁹), wide enough for `Ei` and `n` alike.
-fn nano_units(s: &str) -> Option<i128> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    let negative = match bytes[0] {
-        b'-' => {
-            i = 1;
-            true
-        }
-        b'+' => {
-            i = 1;
-            false
-        }
-        _ => false,
-    };
-    let mut mantissa: i128 = 0;
-    let mut digits = 0u32;
-    let mut frac_digits: i32 = 0;
-    let mut seen_point = false;
-    let mut ignored_int_digits: i32 = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'0'..=b'9' => {
-                // Beyond 30 significant digits the rest cannot matter at nano precision.
-                if digits < 30 {
-                    mantissa = mantissa * 10 + i128::from(bytes[i] - b'0');
-                    if mantissa != 0 {
-                        digits += 1;
-                    }
-                    if seen_point {
-                        frac_digits += 1;
-                    }
-                } else if !seen_point {
-                    ignored_int_digits += 1;
-                }
-            }
-            b'.' if !seen_point => seen_point = true,
-            _ => break,
-        }
-        i += 1;
-    }
-    let number_len = i - usize::from(negative || bytes[0] == b'+');
-    if number_len == 0 || (seen_point && number_len == 1) {
-        return None;
-    }
-    let suffix = &s[i..];
-    let (exp10, exp2): (i32, u32) = match suffix {
-        "" => (0, 0),
-        "n" => (-9, 0),
-        "u" => (-6, 0),
-        "m" => (-3, 0),
-        "k" => (3, 0),
-        "M" => (6, 0),
-        "G" => (9, 0),
-        "T" => (12, 0),
-        "P" => (15, 0),
-        "E" => (18, 0),
-        "Ki" => (0, 10),
-        "Mi" => (0, 20),
-        "Gi" => (0, 30),
-        "Ti" => (0, 40),
-        "Pi" => (0, 50),
-        "Ei" => (0, 60),
-        other => {
-            let rest = other.strip_prefix(['e', 'E'])?;
-            (rest.parse::<i32>().ok()?, 0)
-        }
-    };
-    let scale = exp10 + 9 - frac_digits + ignored_int_digits;
-    let mut value = mantissa.checked_mul(1i128 << exp2)?;
-    if scale >= 0 {
-        for _ in 0..scale.min(60) {
-            value = value.checked_mul(10)?;
-        }
-    } else {
-        let mut divisor: i128 = 1;
-        for _ in 0..(-scale).min(38) {
-            divisor = divisor.checked_mul(10)?;
-        }
-        // Round up, as resource.Quantity does when it scales down.
-        value = (value + divisor - 1) / divisor;
-    }
-    Some(if negative { -value } else { value })
-}
-
-fn ceil_div(v: i128, d: i128) -> i64 {
-    let q = if v >= 0 { (v + d - 1) / d } else { v / d };
-    i64::try_from(q).unwrap_or(if q > 0 { i64::MAX } else { i64::MIN })
-}
-
-/// `Quantity.MilliValue()`; unparsable quantities count as zero (the apiserver validates them).
-pub fn milli_value(q: &str) -> i64 {
-    nano_units(q).map_or(0, |n| ceil_div(n, 1_000_000))
-}
-
-/// `Quantity.Value()`.
-pub fn value(q: &str) -> i64 {
-    nano_units(q).map_or(0, |n| ceil_div(n, 1_000_000_000))
-}
-
-/// Whether the apiserver would accept `q` as a quantity.
-pub fn is_valid(q: &str) -> bool {
-    nano_units(q).is_some()
-}
+// Quantities are parsed by the shared machinery (resource.Quantity's rules: rounded up,
+// unparsable ones count as zero since the apiserver validates them).
+pub use kadm_apimachinery::quantity::{is_valid, milli_value, value};
 
 /// `IsScalarResourceName`: extended resources (`example.com/gpu`), hugepages and
 /// attachable volumes, which the scheduler sums by name.
@@ -217,26 +112,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quantities_parse_like_resource_quantity() {
-        assert_eq!(milli_value("1"), 1000);
+    fn quantities_round_up_like_resource_quantity() {
         assert_eq!(milli_value("250m"), 250);
-        assert_eq!(milli_value("0.5"), 500);
-        assert_eq!(milli_value(".5"), 500);
-        assert_eq!(milli_value("1.5k"), 1_500_000);
         assert_eq!(value("128Mi"), 128 * 1024 * 1024);
-        assert_eq!(value("1Gi"), 1 << 30);
-        assert_eq!(value("1G"), 1_000_000_000);
-        assert_eq!(value("1e3"), 1000);
-        assert_eq!(value("2E"), 2_000_000_000_000_000_000);
-        assert_eq!(value("110"), 110);
-        // Value() and MilliValue() round up.
-        assert_eq!(milli_value("1n"), 1);
         assert_eq!(value("100m"), 1);
-        assert_eq!(milli_value("0.0001"), 1);
-        assert_eq!(value("0"), 0);
-        for bad in ["", "abc", "1Xi", "1.2.3", "-", "."] {
-            assert!(!is_valid(bad), "{bad}");
-        }
+        assert!(!is_valid("abc"));
     }
 
     #[test]

@@ -1,0 +1,76 @@
+//! How admission plugins read other objects (service accounts, limit ranges, priority
+//! classes, quotas): from the watch cache, as Kubernetes' plugins read their informers,
+//! and from etcd while the cache is not loaded or does not hold the object yet.
+
+use kadm_apimachinery::{ApiError, ResourceInfo, registry};
+use serde_json::Value;
+
+use crate::server::State;
+
+/// The served resource `group/v1/plural` (every resource admission reads is registered).
+pub fn resource(group: &str, plural: &str) -> Result<&'static ResourceInfo, ApiError> {
+    registry::all()
+        .iter()
+        .find(|r| r.group == group && r.plural == plural)
+        .ok_or_else(|| ApiError::internal(format!("{plural} is not registered")))
+}
+
+/// One object, from the cache when it holds it, else from etcd.
+pub async fn get(
+    state: &State,
+    res: &ResourceInfo,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Value>, ApiError> {
+    let key = res.etcd_key(namespace, name);
+    let cache = &state.cache;
+    if let Some(entry) = cache
+        .cacher(res)
+        .filter(|_| cache.is_ready())
+        .and_then(|c| c.get(&key))
+    {
+        return Ok(Some(entry.value()));
+    }
+    Ok(state.store.get(&key).await?.map(|s| s.object))
+}
+
+/// One object from etcd only (what a write must be based on).
+pub async fn get_live(
+    state: &State,
+    res: &ResourceInfo,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<(Value, i64)>, ApiError> {
+    Ok(state
+        .store
+        .get(&res.etcd_key(namespace, name))
+        .await?
+        .map(|s| (s.object, s.mod_revision)))
+}
+
+/// Every object of `res` in `namespace` (all of them for a cluster-scoped resource), from
+/// the cache once it is loaded, else from etcd.
+pub async fn list(
+    state: &State,
+    res: &ResourceInfo,
+    namespace: &str,
+) -> Result<Vec<Value>, ApiError> {
+    let prefix = res.etcd_key(namespace, "");
+    let cache = &state.cache;
+    if let Some(cacher) = cache.cacher(res).filter(|_| cache.is_ready()) {
+        return Ok(cacher
+            .list(&prefix, 0, |_| true)
+            .items
+            .iter()
+            .map(|e| e.value())
+            .collect());
+    }
+    Ok(state
+        .store
+        .list(&prefix, None, 0, 0)
+        .await?
+        .items
+        .into_iter()
+        .map(|s| s.object)
+        .collect())
+}
