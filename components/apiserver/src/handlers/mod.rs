@@ -213,11 +213,44 @@ pub async fn dispatch(ctx: Ctx) -> Response<Body> {
 }
 
 /// The stored (core) form of an object sent by a client of `res`.
-pub fn to_storage(res: &ResourceInfo, obj: Value) -> Value {
+pub fn to_storage(res: &ResourceInfo, mut obj: Value) -> Value {
     if res.group == "events.k8s.io" {
         events::to_core(&obj)
     } else {
+        if res.group.is_empty() && res.plural == "secrets" {
+            fold_string_data(&mut obj);
+        }
         obj
+    }
+}
+
+/// A Secret's `stringData` is write-only: Kubernetes' conversion merges it into `data`
+/// (base64, its keys winning over `data`'s) and never stores or returns it.
+fn fold_string_data(secret: &mut Value) {
+    use base64::Engine as _;
+    let Some(map) = secret.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(strings)) = map.remove("stringData") else {
+        return;
+    };
+    if strings.is_empty() {
+        return;
+    }
+    let data = map
+        .entry("data")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if !data.is_object() {
+        *data = Value::Object(Default::default());
+    }
+    if let Some(data) = data.as_object_mut() {
+        for (k, v) in strings {
+            let text = v.as_str().unwrap_or_default();
+            data.insert(
+                k,
+                Value::String(base64::engine::general_purpose::STANDARD.encode(text)),
+            );
+        }
     }
 }
 
@@ -464,4 +497,28 @@ pub fn validate(res: &ResourceInfo, obj: &Value) -> Result<(), ApiError> {
         return Err(ApiError::invalid(res.group, res.kind, name, causes));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_string_data_is_folded_into_data_and_not_stored() {
+        let secrets = kadm_apimachinery::registry::lookup("", "v1", "secrets").expect("secrets");
+        let obj = serde_json::json!({
+            "metadata": {"name": "s"},
+            "data": {"a": "b2xk", "keep": "eA=="},
+            "stringData": {"a": "new", "c": "plain"},
+        });
+        let stored = to_storage(secrets, obj);
+        assert!(stored.get("stringData").is_none());
+        assert_eq!(
+            stored["data"],
+            serde_json::json!({"a": "bmV3", "keep": "eA==", "c": "cGxhaW4="})
+        );
+        let cms = kadm_apimachinery::registry::lookup("", "v1", "configmaps").expect("cm");
+        let cm = serde_json::json!({"metadata": {"name": "c"}, "stringData": {"x": "y"}});
+        assert_eq!(to_storage(cms, cm.clone()), cm);
+    }
 }
