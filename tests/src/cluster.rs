@@ -411,10 +411,11 @@ impl TestCluster {
         // test chooses its admission plugins itself — as Kubernetes' integration test
         // servers do.
         let chooses_admission = self.options.apiserver_args.iter().any(|a| {
-            a.starts_with("--enable-admission-plugins") || a.starts_with("--disable-admission-plugins")
+            a.starts_with("--enable-admission-plugins")
+                || a.starts_with("--disable-admission-plugins")
         });
-        let admission = (!chooses_admission)
-            .then(|| "--disable-admission-plugins=ServiceAccount".to_string());
+        let admission =
+            (!chooses_admission).then(|| "--disable-admission-plugins=ServiceAccount".to_string());
         let args: Vec<String> = args
             .into_iter()
             .chain(admission)

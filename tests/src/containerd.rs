@@ -106,6 +106,7 @@ impl TestContainerd {
             opt_dir: dir.join("opt"),
             sandbox_image: kadm_images::pause_image_name(),
             systemd_cgroup: kadm_bootstrap::containerd::systemd_cgroup_driver(),
+            restrict_oom_score_adj: kadm_bootstrap::containerd::lacks_cap_sys_resource(),
             cni_bin_dir: PathBuf::from(CNI_BIN_DIR),
             cni_conf_dir: dir.join("cni/net.d"),
             registry_config_dir: dir.join("certs.d"),
@@ -261,6 +262,33 @@ impl TestContainerd {
             );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs `args` in a new container `id` from `image` to completion (`ctr run --rm`) and
+    /// returns what it wrote to stdout and stderr. The shim writes the output to a file
+    /// (`--log-uri`), so a process that exits at once loses nothing to the client's
+    /// fifo copy racing its exit.
+    pub fn run(&self, image: &str, id: &str, args: &[&str]) -> anyhow::Result<String> {
+        let out = self.dir.join(format!("run-{id}.log"));
+        let _ = std::fs::remove_file(&out);
+        let log_uri = format!("file://{}", out.display());
+        let fifo_dir = self.dir.join("fifo");
+        let fifo_dir = fifo_dir.to_string_lossy();
+        let mut ctr_args = vec![
+            "run",
+            "--rm",
+            "--fifo-dir",
+            &fifo_dir,
+            "--log-uri",
+            &log_uri,
+        ];
+        ctr_args.extend([image, id]);
+        ctr_args.extend_from_slice(args);
+        self.ctr(&ctr_args)?;
+        let text = std::fs::read_to_string(&out)
+            .with_context(|| format!("read the output of container {id}"))?;
+        let _ = std::fs::remove_file(&out);
+        Ok(text)
     }
 
     /// Image names in `k8s.io`.

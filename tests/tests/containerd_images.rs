@@ -13,14 +13,7 @@ fn test_image_runs_a_container_under_runc() -> anyhow::Result<()> {
     let images = ctd.images()?;
     assert!(images.iter().any(|i| i == ctd.test_image()), "{images:?}");
     assert!(images.iter().any(|i| i == ctd.pause_image()), "{images:?}");
-    let out = ctd.ctr(&[
-        "run",
-        "--rm",
-        ctd.test_image(),
-        "hello-test",
-        "echo",
-        "hello",
-    ])?;
+    let out = ctd.run(ctd.test_image(), "hello-test", &["echo", "hello"])?;
     assert_eq!(out.trim(), "hello");
     Ok(())
 }
@@ -34,6 +27,7 @@ fn start_stop_twice_leaves_no_shims_or_mounts() -> anyhow::Result<()> {
         ctd.ctr(&[
             "run",
             "-d",
+            "--null-io",
             ctd.test_image(),
             &format!("sleeper-{round}"),
             "sleep",
@@ -41,12 +35,23 @@ fn start_stop_twice_leaves_no_shims_or_mounts() -> anyhow::Result<()> {
         ])?;
         let socket = ctd.socket().to_path_buf();
         let dir = ctd.dir().to_path_buf();
+        let tasks = ctd.ctr(&["tasks", "ls"])?;
+        let sleeper: u32 = tasks
+            .lines()
+            .find(|l| l.starts_with(&format!("sleeper-{round}")))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no sleeper pid in {tasks}"));
         assert!(!shim_pids(&socket).is_empty(), "the sleeper has a shim");
         assert!(
             !mounts_below(&dir).is_empty(),
             "the sleeper's rootfs is mounted"
         );
         ctd.stop();
+        assert!(
+            !alive(sleeper),
+            "the sleeper (pid {sleeper}) outlived the fixture"
+        );
         assert_eq!(
             shim_pids(&socket),
             Vec::<u32>::new(),
@@ -56,6 +61,17 @@ fn start_stop_twice_leaves_no_shims_or_mounts() -> anyhow::Result<()> {
         assert!(!Path::new(&dir).exists(), "{} left behind", dir.display());
     }
     Ok(())
+}
+
+/// Whether `pid` exists and is not a zombie waiting for its (re)parent to reap it.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .is_some_and(|zombie| !zombie)
 }
 
 /// Runs the workspace's `kadm` binary; returns (success, stdout, stderr).
@@ -141,7 +157,7 @@ fn image_load_imports_oci_gzip_and_docker_archives_idempotently() -> anyhow::Res
     assert_eq!(ctd.ctr(&["images", "ls"])?, listed);
 
     // The loaded image runs.
-    let out = ctd.ctr(&["run", "--rm", name, "loaded-run", "echo", "loaded"])?;
+    let out = ctd.run(name, "loaded-run", &["echo", "loaded"])?;
     assert_eq!(out.trim(), "loaded");
 
     // gzip'd archives are decompressed for containerd 1.6.
@@ -170,7 +186,7 @@ fn image_load_imports_oci_gzip_and_docker_archives_idempotently() -> anyhow::Res
         stdout.contains(&format!("loaded {docker_name} (docker archive)")),
         "{stdout}"
     );
-    let out = ctd.ctr(&["run", "--rm", docker_name, "docker-run", "echo", "docker"])?;
+    let out = ctd.run(docker_name, "docker-run", &["echo", "docker"])?;
     assert_eq!(out.trim(), "docker");
     Ok(())
 }
@@ -327,7 +343,7 @@ async fn registry_push_then_pull_directly_and_through_a_kadm_mirror_config() -> 
         .await?;
 
     ctd.ctr(&["images", "pull", "--plain-http", &reference])?;
-    let out = ctd.ctr(&["run", "--rm", &reference, "pulled-run", "echo", "hello"])?;
+    let out = ctd.run(&reference, "pulled-run", &["echo", "hello"])?;
     assert_eq!(out.trim(), "hello");
 
     let mirrored = format!("{nowhere}/kadm-test/busybox:pushed");

@@ -22,6 +22,11 @@ pub struct ContainerdConfig {
     pub sandbox_image: String,
     /// runc's cgroup driver; must equal the kubelet's.
     pub systemd_cgroup: bool,
+    /// Keep sandboxes' `oom_score_adj` at or above containerd's own. Needed where the host
+    /// lacks CAP_SYS_RESOURCE (containers, lab hosts): containerd gives sandboxes -998,
+    /// runc cannot write it, and every RunPodSandbox fails with "can't get final child's
+    /// PID from pipe: EOF".
+    pub restrict_oom_score_adj: bool,
     pub cni_bin_dir: PathBuf,
     pub cni_conf_dir: PathBuf,
     /// Directory of `<registry>/hosts.toml` files (`config_path`).
@@ -48,6 +53,19 @@ pub fn systemd_cgroup_driver() -> bool {
     crate::supervisor::systemd_is_pid1()
 }
 
+/// Whether this process lacks CAP_SYS_RESOURCE (bit 24 of `CapEff`), so lowering an
+/// `oom_score_adj` below ours is refused (see [`ContainerdConfig::restrict_oom_score_adj`]).
+pub fn lacks_cap_sys_resource() -> bool {
+    let caps = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        });
+    caps.is_some_and(|c| c & (1 << 24) == 0)
+}
+
 impl ContainerdConfig {
     /// The production configuration for a host with this layout.
     pub fn for_host(layout: &Layout) -> ContainerdConfig {
@@ -58,6 +76,7 @@ impl ContainerdConfig {
             opt_dir: PathBuf::from("/opt/containerd"),
             sandbox_image: kadm_images::pause_image_name(),
             systemd_cgroup: systemd_cgroup_driver(),
+            restrict_oom_score_adj: lacks_cap_sys_resource(),
             cni_bin_dir: PathBuf::from("/usr/lib/cni"),
             cni_conf_dir: layout.cni_conf_dir.clone(),
             registry_config_dir: layout.containerd_registry_dir.clone(),
@@ -78,6 +97,14 @@ impl ContainerdConfig {
             .replace(
                 "{{systemd_cgroup}}",
                 if self.systemd_cgroup { "true" } else { "false" },
+            )
+            .replace(
+                "{{restrict_oom_score_adj}}",
+                if self.restrict_oom_score_adj {
+                    "true"
+                } else {
+                    "false"
+                },
             )
             .replace("{{runc_root}}", &path(&self.state.join("runc")))
             .replace("{{cni_bin_dir}}", &path(&self.cni_bin_dir))

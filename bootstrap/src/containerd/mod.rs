@@ -9,7 +9,7 @@
 mod config;
 mod import;
 
-pub use config::{ContainerdConfig, RegistryHost, systemd_cgroup_driver};
+pub use config::{ContainerdConfig, RegistryHost, lacks_cap_sys_resource, systemd_cgroup_driver};
 pub use import::{
     CTR, ImportedArchive, Importer, K8S_NAMESPACE, import_pause_image, list_images, load_archive,
 };

@@ -211,9 +211,7 @@ fn requests_from_limits(spec: &mut Map<String, Value>) {
             let Some(resources) = c.get_mut("resources").and_then(Value::as_object_mut) else {
                 continue;
             };
-            let requests = resources
-                .entry("requests")
-                .or_insert_with(|| json!({}));
+            let requests = resources.entry("requests").or_insert_with(|| json!({}));
             if let Some(requests) = requests.as_object_mut() {
                 for (k, v) in limits {
                     requests.entry(k).or_insert(v);
@@ -242,7 +240,9 @@ fn limit_range_item(item: &mut Map<String, Value>) {
     }
     let mut default_request = list(item, "defaultRequest");
     for (k, v) in default.iter().chain(min.iter()) {
-        default_request.entry(k.clone()).or_insert_with(|| v.clone());
+        default_request
+            .entry(k.clone())
+            .or_insert_with(|| v.clone());
     }
     if !default.is_empty() {
         item.insert("default".into(), Value::Object(default));
@@ -341,7 +341,10 @@ mod tests {
         let mut d = json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "x:1",
             "resources": {"limits": {"cpu": "1"}}}]}}}});
         apply(deploy, &mut d);
-        assert!(d.pointer("/spec/template/spec/containers/0/resources/requests").is_none());
+        assert!(
+            d.pointer("/spec/template/spec/containers/0/resources/requests")
+                .is_none()
+        );
     }
 
     #[test]

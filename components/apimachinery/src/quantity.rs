@@ -27,7 +27,9 @@ pub enum Format {
 
 /// A string that is not a quantity.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")]
+#[error(
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+)]
 pub struct ParseError;
 
 /// One `resource.Quantity`.
@@ -382,7 +384,11 @@ mod tests {
         assert_eq!(a.to_string(), "256Mi");
         let mut zero = q("0");
         zero.add(&q("1Gi"));
-        assert_eq!(zero.to_string(), "1Gi", "a zero receiver takes the other's format");
+        assert_eq!(
+            zero.to_string(),
+            "1Gi",
+            "a zero receiver takes the other's format"
+        );
         let mut cpu = q("500m");
         cpu.add(&q("500m"));
         assert_eq!(cpu.to_string(), "1");

@@ -116,7 +116,10 @@ pub fn subtract_non_negative(a: &ResourceList, b: &ResourceList) -> ResourceList
         if let Some(o) = b.get(k) {
             q.sub(o);
         }
-        out.insert(k.clone(), if q.sign() > 0 { q } else { Quantity::default() });
+        out.insert(
+            k.clone(),
+            if q.sign() > 0 { q } else { Quantity::default() },
+        );
     }
     for k in b.keys() {
         out.entry(k.clone()).or_default();
@@ -423,10 +426,7 @@ fn compute_usage(requests: &ResourceList, limits: &ResourceList) -> ResourceList
 /// deletion ran out.
 pub fn pod_is_charged(pod: &Value, now: SystemTime) -> bool {
     let now = DateTime::<Utc>::from(now);
-    if matches!(
-        str_at(pod, "/status/phase"),
-        "Failed" | "Succeeded"
-    ) {
+    if matches!(str_at(pod, "/status/phase"), "Failed" | "Succeeded") {
         return false;
     }
     let deletion = pod
@@ -615,7 +615,11 @@ impl Evaluator {
     }
 
     /// The scope terms of `scopes` that `obj` falls under.
-    pub fn matching_scopes(&self, scopes: &[ScopeRequirement], obj: &Value) -> Vec<ScopeRequirement> {
+    pub fn matching_scopes(
+        &self,
+        scopes: &[ScopeRequirement],
+        obj: &Value,
+    ) -> Vec<ScopeRequirement> {
         scopes
             .iter()
             .filter(|r| self.matches_scope(r, obj))
@@ -744,7 +748,10 @@ fn claim_class(pvc: &Value) -> &str {
 fn pvc_usage(pvc: &Value) -> ResourceList {
     let mut out = ResourceList::new();
     out.insert("persistentvolumeclaims".into(), Quantity::from_value(1));
-    out.insert("count/persistentvolumeclaims".into(), Quantity::from_value(1));
+    out.insert(
+        "count/persistentvolumeclaims".into(),
+        Quantity::from_value(1),
+    );
     let class = claim_class(pvc);
     if !class.is_empty() {
         out.insert(
@@ -846,7 +853,11 @@ mod tests {
             Evaluator::Pods.constraints(&["limits.cpu", "requests.cpu", "pods"], &pod),
             Err("must specify limits.cpu for: c1,c2; requests.cpu for: c1".to_string())
         );
-        assert!(Evaluator::Pods.constraints(&["pods", "requests.storage"], &pod).is_ok());
+        assert!(
+            Evaluator::Pods
+                .constraints(&["pods", "requests.storage"], &pod)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -877,8 +888,7 @@ mod tests {
         let quota = json!({"spec": {"scopes": ["BestEffort"]},
             "status": {"hard": {"pods": "2"}, "used": {"pods": "0"}}});
         let be = json!({"spec": {"containers": [{"name": "c"}]}});
-        let burst =
-            json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]}});
+        let burst = json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]}});
         assert!(Evaluator::Pods.matches(&quota, &be));
         assert!(!Evaluator::Pods.matches(&quota, &burst));
         let cm = Evaluator::for_resource("", "configmaps").expect("configmaps");
@@ -909,14 +919,26 @@ mod tests {
             Evaluator::for_quota_resource("count/widgets.example.com"),
             Evaluator::for_resource("example.com", "widgets")
         );
-        assert_eq!(Evaluator::for_quota_resource("secrets"), Evaluator::for_resource("", "secrets"));
-        assert_eq!(Evaluator::for_quota_resource("requests.cpu"), Some(Evaluator::Pods));
-        assert_eq!(Evaluator::for_quota_resource("count/pods"), Some(Evaluator::Pods));
+        assert_eq!(
+            Evaluator::for_quota_resource("secrets"),
+            Evaluator::for_resource("", "secrets")
+        );
+        assert_eq!(
+            Evaluator::for_quota_resource("requests.cpu"),
+            Some(Evaluator::Pods)
+        );
+        assert_eq!(
+            Evaluator::for_quota_resource("count/pods"),
+            Some(Evaluator::Pods)
+        );
         assert_eq!(
             Evaluator::for_quota_resource("gold.storageclass.storage.k8s.io/requests.storage"),
             Some(Evaluator::PersistentVolumeClaims)
         );
-        assert_eq!(Evaluator::for_quota_resource("services.nodeports"), Some(Evaluator::Services));
+        assert_eq!(
+            Evaluator::for_quota_resource("services.nodeports"),
+            Some(Evaluator::Services)
+        );
         assert!(Evaluator::for_resource("", "events").is_none());
     }
 
@@ -957,19 +979,25 @@ mod tests {
         let sum = add(&used, &req);
         assert_eq!(pretty_print(&sum), "pods=3,requests.memory=256Mi");
         let hard = list(&[("pods", "2"), ("requests.memory", "1Gi")]);
-        assert_eq!(less_than_or_equal(&sum, &hard), (false, vec!["pods".to_string()]));
+        assert_eq!(
+            less_than_or_equal(&sum, &hard),
+            (false, vec!["pods".to_string()])
+        );
         assert_eq!(
             pretty_print(&subtract_non_negative(&req, &used)),
             "pods=0,requests.memory=0"
         );
         assert_eq!(pretty_print(&mask(&sum, &["pods"])), "pods=3");
-        assert_eq!(pretty_print(&remove_zeros(&list(&[("a", "0"), ("b", "1")]))), "b=1");
-        assert_eq!(negative_names(&list(&[("a", "-1"), ("b", "1")])), ["a"]);
         assert_eq!(
-            to_json(&list(&[("cpu", "1000m")])),
-            json!({"cpu": "1"})
+            pretty_print(&remove_zeros(&list(&[("a", "0"), ("b", "1")]))),
+            "b=1"
         );
+        assert_eq!(negative_names(&list(&[("a", "-1"), ("b", "1")])), ["a"]);
+        assert_eq!(to_json(&list(&[("cpu", "1000m")])), json!({"cpu": "1"}));
         assert!(equals(&list(&[("cpu", "1")]), &list(&[("cpu", "1000m")])));
-        assert_eq!(pretty_print(&max(&list(&[("a", "1")]), &list(&[("a", "2"), ("b", "1")]))), "a=2,b=1");
+        assert_eq!(
+            pretty_print(&max(&list(&[("a", "1")]), &list(&[("a", "2"), ("b", "1")]))),
+            "a=2,b=1"
+        );
     }
 }

@@ -186,9 +186,7 @@ pub fn validate(res: &ResourceInfo, obj: &Value) -> Vec<Cause> {
         ("", "Service") => validate_service(obj, &mut causes),
         ("", "LimitRange") => policy::validate_limit_range(obj, &mut causes),
         ("", "ResourceQuota") => policy::validate_resource_quota(obj, &mut causes),
-        ("scheduling.k8s.io", "PriorityClass") => {
-            policy::validate_priority_class(obj, &mut causes)
-        }
+        ("scheduling.k8s.io", "PriorityClass") => policy::validate_priority_class(obj, &mut causes),
         ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet") => {
             validate_workload(res, obj, &mut causes)
         }

@@ -42,7 +42,8 @@ pub struct Config {
     pub service_account_max_token_expiration: Option<std::time::Duration>,
     /// Issue pod-bound tokens asked for with kubelets' 3607 s marker for a year, warning
     /// after the hour, as Kubernetes does.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+        default_missing_value = "true", require_equals = true)]
     pub service_account_extend_token_expiration: bool,
     /// The `jwks_uri` of the OIDC discovery document (default
     /// `https://<advertise address>/openid/v1/jwks`).
@@ -57,6 +58,9 @@ pub struct Config {
     pub advertise_address: Option<IpAddr>,
     #[arg(long, default_value = "10.96.0.0/12")]
     pub service_cluster_ip_range: String,
+    /// Ports NodePort and LoadBalancer Services get node ports from (both ends included).
+    #[arg(long, default_value = "30000-32767")]
+    pub service_node_port_range: String,
     /// An `EncryptionConfiguration` file: which resources are encrypted in etcd, with which
     /// providers and keys (the first writes). Checked at start; a bad file stops the server.
     #[arg(long)]

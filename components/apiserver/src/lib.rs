@@ -22,6 +22,7 @@ pub mod partial;
 pub mod request;
 pub mod response;
 pub mod server;
+pub mod services;
 pub mod storage;
 pub mod strategy;
 pub mod tls;

@@ -40,6 +40,8 @@ pub struct State {
     pub limits: crate::limits::Limits,
     /// The audit log (`--audit-policy-file`); `None` records nothing.
     pub audit: Option<Arc<crate::audit::Auditor>>,
+    /// Service cluster IP and node port ranges (crate::services).
+    pub services: Arc<crate::services::Allocator>,
 }
 
 /// Paths anyone may read without credentials, as Kubernetes' `system:public-info-viewer` allows.
@@ -70,6 +72,13 @@ pub async fn start(cfg: Config) -> Result<Running> {
         Some(path) => Some(Arc::new(crate::encryption::Transformers::load(path)?)),
         None => None,
     };
+    let services = Arc::new(
+        crate::services::Allocator::from_flags(
+            &cfg.service_cluster_ip_range,
+            &cfg.service_node_port_range,
+        )
+        .map_err(Error::Config)?,
+    );
     let tls_cfg = tls::server_config(
         &cfg.tls_cert_file,
         &cfg.tls_private_key_file,
@@ -127,6 +136,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
     )?;
     let audit = crate::audit::Auditor::from_config(&cfg)?;
     let state = Arc::new(State {
+        services: services.clone(),
         audit,
         store,
         authz,
@@ -145,6 +155,16 @@ pub async fn start(cfg: Config) -> Result<Running> {
         },
     });
     let (tx, rx) = tokio::sync::watch::channel(false);
+    crate::services::repair::start(state.store.clone(), services.clone(), rx.clone()).await;
+    crate::services::kubernetes::start(
+        state.store.clone(),
+        services,
+        crate::services::kubernetes::Endpoint {
+            ip: advertise_ip,
+            port: local.port(),
+        },
+        rx.clone(),
+    );
     let acceptor = TlsAcceptor::from(tls_cfg);
     let task = tokio::spawn(serve(listener, acceptor, state, rx));
     tracing::info!(address = %local, "kadm-apiserver serving");

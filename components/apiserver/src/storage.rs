@@ -70,6 +70,28 @@ pub enum WriteOutcome {
     Conflict,
 }
 
+/// The object write in a [`Store::write_claiming`] transaction.
+#[derive(Debug, Clone, Copy)]
+pub enum MainWrite<'a> {
+    /// Create the key (it must not exist).
+    Create(&'a Value),
+    /// Replace the key if it is still at this revision.
+    Update(&'a Value, i64),
+    /// Delete the key if it is still at this revision.
+    Delete(i64),
+}
+
+/// What a [`Store::write_claiming`] found.
+#[derive(Debug)]
+pub enum ClaimOutcome {
+    /// Written at this revision.
+    Written(i64),
+    /// The object's key moved on (or exists, for a create).
+    Conflict,
+    /// These claimed keys are held already (the object's key was as expected).
+    Taken(Vec<String>),
+}
+
 /// Largest etcd response accepted (tonic's default is 4 MiB, less than one page of
 /// large objects or a watch response catching up on many writes).
 const MAX_ETCD_MESSAGE: usize = 1 << 30;
@@ -361,6 +383,133 @@ impl Store {
         Ok(WriteOutcome::Written(
             resp.header().map_or(0, |h| h.revision()),
         ))
+    }
+
+    /// Writes one object together with side keys in a single transaction: `claims` are
+    /// created (each must not exist yet) and `releases` deleted. Service allocations use
+    /// it, so a Service and the IPs and ports it holds never disagree, even across
+    /// concurrent writers or a crash between two writes.
+    pub async fn write_claiming(
+        &self,
+        key: &str,
+        op: MainWrite<'_>,
+        claims: &[(String, Vec<u8>)],
+        releases: &[String],
+    ) -> Result<ClaimOutcome, StoreError> {
+        let mut compares = vec![match op {
+            MainWrite::Create(_) => Compare::create_revision(key, CompareOp::Equal, 0),
+            MainWrite::Update(_, rev) | MainWrite::Delete(rev) => {
+                Compare::mod_revision(key, CompareOp::Equal, rev)
+            }
+        }];
+        let mut ops = vec![match op {
+            MainWrite::Create(obj) | MainWrite::Update(obj, _) => {
+                TxnOp::put(key, self.encode_for(key, obj)?, None)
+            }
+            MainWrite::Delete(_) => TxnOp::delete(key, None),
+        }];
+        let mut checks = vec![TxnOp::get(key, Some(GetOptions::new().with_keys_only()))];
+        for (k, v) in claims {
+            compares.push(Compare::create_revision(k.as_str(), CompareOp::Equal, 0));
+            ops.push(TxnOp::put(k.as_str(), v.clone(), None));
+            checks.push(TxnOp::get(
+                k.as_str(),
+                Some(GetOptions::new().with_count_only()),
+            ));
+        }
+        for k in releases {
+            ops.push(TxnOp::delete(k.as_str(), None));
+        }
+        let txn = Txn::new().when(compares).and_then(ops).or_else(checks);
+        let (mut kv, _permit) = self.kv().await;
+        let resp = kv.txn(txn).await?;
+        if resp.succeeded() {
+            return Ok(ClaimOutcome::Written(
+                resp.header().map_or(0, |h| h.revision()),
+            ));
+        }
+        let responses = resp.op_responses();
+        let answers: Vec<&etcd_client::GetResponse> = responses
+            .iter()
+            .filter_map(|r| match r {
+                TxnOpResponse::Get(g) => Some(g),
+                _ => None,
+            })
+            .collect();
+        let main_ok = answers.first().is_some_and(|g| match op {
+            MainWrite::Create(_) => g.kvs().is_empty(),
+            MainWrite::Update(_, rev) | MainWrite::Delete(rev) => {
+                g.kvs().first().is_some_and(|kv| kv.mod_revision() == rev)
+            }
+        });
+        if !main_ok {
+            return Ok(ClaimOutcome::Conflict);
+        }
+        let taken = claims
+            .iter()
+            .zip(answers.iter().skip(1))
+            .filter(|(_, g)| g.count() > 0)
+            .map(|((k, _), _)| k.clone())
+            .collect();
+        Ok(ClaimOutcome::Taken(taken))
+    }
+
+    /// Keys (no values) under `prefix`, at most `limit`.
+    pub async fn list_keys(&self, prefix: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+        let opts = GetOptions::new()
+            .with_range(prefix_end(prefix))
+            .with_keys_only()
+            .with_limit(limit);
+        let (mut kv, _permit) = self.kv().await;
+        let resp = kv.get(prefix, Some(opts)).await?;
+        Ok(resp
+            .kvs()
+            .iter()
+            .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+            .collect())
+    }
+
+    /// Creates a raw side key (no encryption, no `resourceVersion` handling) unless it
+    /// exists; returns whether it was created.
+    pub async fn create_raw(&self, key: &str, value: Vec<u8>) -> Result<bool, StoreError> {
+        let txn = Txn::new()
+            .when([Compare::create_revision(key, CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key, value, None)]);
+        let (mut kv, _permit) = self.kv().await;
+        Ok(kv.txn(txn).await?.succeeded())
+    }
+
+    /// Raw side keys under `prefix` with their values and revisions.
+    pub async fn list_raw_values(
+        &self,
+        prefix: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, Vec<u8>, i64)>, StoreError> {
+        let opts = GetOptions::new()
+            .with_range(prefix_end(prefix))
+            .with_limit(limit);
+        let (mut kv, _permit) = self.kv().await;
+        let resp = kv.get(prefix, Some(opts)).await?;
+        Ok(resp
+            .kvs()
+            .iter()
+            .map(|kv| {
+                (
+                    String::from_utf8_lossy(kv.key()).into_owned(),
+                    kv.value().to_vec(),
+                    kv.mod_revision(),
+                )
+            })
+            .collect())
+    }
+
+    /// Deletes a raw side key if it is still at revision `expected`.
+    pub async fn delete_raw(&self, key: &str, expected: i64) -> Result<bool, StoreError> {
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
+            .and_then([TxnOp::delete(key, None)]);
+        let (mut kv, _permit) = self.kv().await;
+        Ok(kv.txn(txn).await?.succeeded())
     }
 
     /// Watches every key in etcd from `start_revision` on (the watch cache's one stream).

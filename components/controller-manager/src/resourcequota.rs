@@ -177,7 +177,9 @@ fn pod_charged(p: &Pod) -> bool {
 /// A stream of deleted `K`s (metadata only).
 fn deletions<K>(
     client: &Client,
-) -> impl futures::Stream<Item = std::result::Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+) -> impl futures::Stream<Item = std::result::Result<PartialObjectMeta<K>, watcher::Error>>
++ Send
++ 'static
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default,
@@ -186,14 +188,14 @@ where
         Api::<PartialObjectMeta<K>>::all(client.clone()),
         watcher::Config::default(),
     )
-        .default_backoff()
-        .filter_map(|ev| async move {
-            match ev {
-                Ok(watcher::Event::Delete(o)) => Some(Ok(o)),
-                Ok(_) => None,
-                Err(e) => Some(Err(e)),
-            }
-        })
+    .default_backoff()
+    .filter_map(|ev| async move {
+        match ev {
+            Ok(watcher::Event::Delete(o)) => Some(Ok(o)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        }
+    })
 }
 
 /// The mapper from a deleted object of `group`/`resource` to the quotas of its namespace
@@ -442,8 +444,10 @@ mod tests {
     #[test]
     fn finished_pods_are_released() {
         let pod = |phase: &str| -> Pod {
-            serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": []},
-                "status": {"phase": phase}}))
+            serde_json::from_value(
+                json!({"metadata": {"name": "p"}, "spec": {"containers": []},
+                "status": {"phase": phase}}),
+            )
             .expect("pod")
         };
         assert!(pod_charged(&pod("Running")));

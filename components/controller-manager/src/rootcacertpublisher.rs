@@ -280,7 +280,12 @@ mod tests {
             "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {cluster: k}\nclusters:\n- name: k\n  cluster: {server: https://x}\n",
         )
         .expect("write bare");
-        assert!(root_ca(None, &bare).expect_err("no ca").to_string().contains("--root-ca-file"));
+        assert!(
+            root_ca(None, &bare)
+                .expect_err("no ca")
+                .to_string()
+                .contains("--root-ca-file")
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

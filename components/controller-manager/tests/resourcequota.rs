@@ -40,7 +40,8 @@ async fn wait_used(api: &Api<ResourceQuota>, name: &str, used: Value) {
 }
 
 fn pod(name: &str, resources: Value, extra: Value) -> Pod {
-    let mut spec = json!({"containers": [{"name": "c", "image": "busybox", "resources": resources}]});
+    let mut spec =
+        json!({"containers": [{"name": "c", "image": "busybox", "resources": resources}]});
     if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
         s.extend(e.clone());
     }
@@ -145,7 +146,7 @@ async fn quota_status_follows_what_the_namespace_holds() -> anyhow::Result<()> {
     svcs.create(
         &pp,
         &object(json!({"metadata": {"name": "np"}, "spec": {"type": "NodePort",
-            "selector": {"app": "x"}, "ports": [{"port": 80}, {"port": 443, "name": "https"}]}})),
+            "selector": {"app": "x"}, "ports": [{"port": 80, "name": "http"}, {"port": 443, "name": "https"}]}})),
     )
     .await?;
     wait_for("the node ports charged", WAIT, || async {

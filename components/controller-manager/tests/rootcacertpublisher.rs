@@ -20,7 +20,11 @@ const DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the k
 
 fn published(cm: &ConfigMap, ca: &str) -> bool {
     cm.data.as_ref() == Some(&BTreeMap::from([("ca.crt".to_string(), ca.to_string())]))
-        && cm.annotations().get("kubernetes.io/description").map(String::as_str) == Some(DESCRIPTION)
+        && cm
+            .annotations()
+            .get("kubernetes.io/description")
+            .map(String::as_str)
+            == Some(DESCRIPTION)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,7 +85,10 @@ async fn every_namespace_gets_the_cluster_ca_back_whatever_happens_to_it() -> an
     // --root-ca-file wins over the kubeconfig.
     drop(cm);
     let other = cluster.dir().join("other-ca.crt");
-    std::fs::write(&other, "-----BEGIN CERTIFICATE-----\nb3RoZXI=\n-----END CERTIFICATE-----\n")?;
+    std::fs::write(
+        &other,
+        "-----BEGIN CERTIFICATE-----\nb3RoZXI=\n-----END CERTIFICATE-----\n",
+    )?;
     let other_path = other.to_string_lossy().to_string();
     let mut cm = ControllerManager::start(
         &cluster,
@@ -98,7 +105,10 @@ async fn every_namespace_gets_the_cluster_ca_back_whatever_happens_to_it() -> an
     cm.wait_healthy().await;
     let other_ca = std::fs::read_to_string(&other)?;
     wait_for("the other CA in team-a", WAIT, || async {
-        api.get_opt(NAME).await.ok()?.filter(|c| published(c, &other_ca))
+        api.get_opt(NAME)
+            .await
+            .ok()?
+            .filter(|c| published(c, &other_ca))
     })
     .await;
     Ok(())

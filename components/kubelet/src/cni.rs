@@ -28,10 +28,8 @@ pub struct CniSettings {
 
 /// The conflist for `pod_cidrs` (one per IP family).
 pub fn conflist(settings: &CniSettings, pod_cidrs: &[String]) -> serde_json::Value {
-    let ranges: Vec<serde_json::Value> = pod_cidrs
-        .iter()
-        .map(|c| json!([{ "subnet": c }]))
-        .collect();
+    let ranges: Vec<serde_json::Value> =
+        pod_cidrs.iter().map(|c| json!([{ "subnet": c }])).collect();
     let routes: Vec<serde_json::Value> = pod_cidrs
         .iter()
         .map(|c| {
@@ -79,12 +77,13 @@ pub fn conflist_path(settings: &CniSettings) -> PathBuf {
 /// file is written beside and renamed, so containerd never reads half a file.
 pub fn write(settings: &CniSettings, pod_cidrs: &[String]) -> Result<bool> {
     let path = conflist_path(settings);
-    let mut content = serde_json::to_string_pretty(&conflist(settings, pod_cidrs)).map_err(
-        |source| Error::Json {
-            what: "cni conflist",
-            source,
-        },
-    )?;
+    let mut content =
+        serde_json::to_string_pretty(&conflist(settings, pod_cidrs)).map_err(|source| {
+            Error::Json {
+                what: "cni conflist",
+                source,
+            }
+        })?;
     content.push('\n');
     if std::fs::read_to_string(&path).is_ok_and(|old| old == content) {
         return Ok(false);

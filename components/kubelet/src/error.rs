@@ -10,9 +10,7 @@ pub enum Error {
     InvalidFlag { flag: &'static str, reason: String },
 
     /// The CRI endpoint is not a unix socket address kadm can dial.
-    #[error(
-        "container runtime endpoint {0:?} is not a unix socket (give unix:///path/to/socket)"
-    )]
+    #[error("container runtime endpoint {0:?} is not a unix socket (give unix:///path/to/socket)")]
     Endpoint(String),
 
     /// A CRI call failed at the runtime (or did not reach it).

@@ -75,7 +75,10 @@ impl Recorder {
 
     /// `(type, reason, message)` of every event so far (test recorders only).
     pub fn recorded(&self) -> Vec<(String, String, String)> {
-        self.log.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Records an event about `pod` (and its container at `field_path`, e.g.
@@ -137,7 +140,9 @@ impl Recorder {
                     .await
                 {
                     Ok(_) => return,
-                    Err(e) => tracing::debug!(error = %e, event = %p.name, ns = %p.namespace, "could not update event; writing a new one"),
+                    Err(e) => {
+                        tracing::debug!(error = %e, event = %p.name, ns = %p.namespace, "could not update event; writing a new one")
+                    }
                 }
             }
             let name = format!(

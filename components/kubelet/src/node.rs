@@ -116,7 +116,12 @@ pub struct NodeAgent<R: Runtime, C: Clock> {
 }
 
 impl<R: Runtime, C: Clock> NodeAgent<R, C> {
-    pub fn new(client: Client, runtime: Arc<R>, clock: C, cfg: NodeConfig) -> (Self, watch::Receiver<NodeView>) {
+    pub fn new(
+        client: Client,
+        runtime: Arc<R>,
+        clock: C,
+        cfg: NodeConfig,
+    ) -> (Self, watch::Receiver<NodeView>) {
         let (view, rx) = watch::channel(NodeView {
             name: cfg.name.clone(),
             ip: Some(cfg.node_ip),
@@ -359,8 +364,16 @@ impl<R: Runtime, C: Clock> NodeAgent<R, C> {
             memory_bytes: mem,
             ephemeral_storage_bytes: disk,
             pods: self.cfg.max_pods,
-            memory_reserved: pressure::reserved(&self.cfg.thresholds, pressure::Signal::MemoryAvailable, mem),
-            ephemeral_storage_reserved: pressure::reserved(&self.cfg.thresholds, pressure::Signal::NodeFsAvailable, disk),
+            memory_reserved: pressure::reserved(
+                &self.cfg.thresholds,
+                pressure::Signal::MemoryAvailable,
+                mem,
+            ),
+            ephemeral_storage_reserved: pressure::reserved(
+                &self.cfg.thresholds,
+                pressure::Signal::NodeFsAvailable,
+                disk,
+            ),
         };
         let facts = status::Facts {
             internal_ip: self.cfg.node_ip.to_string(),
@@ -385,7 +398,11 @@ impl<R: Runtime, C: Clock> NodeAgent<R, C> {
                     source,
                 })
             };
-            let patch = crate::patch::two_way(&to_json(&old_part)?, &to_json(&new)?, crate::patch::status_merge_keys);
+            let patch = crate::patch::two_way(
+                &to_json(&old_part)?,
+                &to_json(&new)?,
+                crate::patch::status_merge_keys,
+            );
             self.api()
                 .patch_status(
                     &self.cfg.name,
@@ -393,7 +410,9 @@ impl<R: Runtime, C: Clock> NodeAgent<R, C> {
                     &Patch::Strategic(json!({ "status": patch })),
                 )
                 .await
-                .map_err(|e| Error::api("update status of", format!("node {}", self.cfg.name), e))?;
+                .map_err(|e| {
+                    Error::api("update status of", format!("node {}", self.cfg.name), e)
+                })?;
             self.last_report = Some(Instant::now());
             tracing::debug!(changed, "node status posted");
         }

@@ -183,7 +183,10 @@ impl Options {
             return invalid("--relist-period", "periods must be positive");
         }
         if self.cni_bridge.is_empty() || self.cni_bridge.len() > 15 {
-            return invalid("--cni-bridge", "must be 1 to 15 characters (a Linux interface name)");
+            return invalid(
+                "--cni-bridge",
+                "must be 1 to 15 characters (a Linux interface name)",
+            );
         }
         crate::node::pressure::parse_thresholds(&self.eviction_hard).map_err(|reason| {
             Error::InvalidFlag {

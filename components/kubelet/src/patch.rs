@@ -30,7 +30,11 @@ pub fn two_way(old: &Value, new: &Value, keys: MergeKeys) -> Value {
     }
 }
 
-fn objects(old: &Map<String, Value>, new: &Map<String, Value>, keys: MergeKeys) -> Map<String, Value> {
+fn objects(
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+    keys: MergeKeys,
+) -> Map<String, Value> {
     let mut out = Map::new();
     for (k, nv) in new {
         let v = match (old.get(k), nv) {
@@ -55,10 +59,12 @@ fn lists(old: &[Value], new: &[Value], key: &str, keys: MergeKeys) -> Vec<Value>
     let id = |v: &Value| v.get(key).cloned();
     let mut out: Vec<Value> = new
         .iter()
-        .map(|nv| match old.iter().find(|ov| id(ov).is_some() && id(ov) == id(nv)) {
-            Some(ov) => two_way(ov, nv, keys),
-            None => nv.clone(),
-        })
+        .map(
+            |nv| match old.iter().find(|ov| id(ov).is_some() && id(ov) == id(nv)) {
+                Some(ov) => two_way(ov, nv, keys),
+                None => nv.clone(),
+            },
+        )
         .collect();
     for ov in old {
         if let Some(k) = id(ov)

@@ -24,7 +24,7 @@ pub mod state;
 pub mod status;
 pub mod sync;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -185,7 +185,14 @@ impl<R: Runtime, C: Clock> PodManager<R, C> {
             done.clone(),
             shutdown.clone(),
         ));
-        workers.insert(uid, Worker { pod: tx, wake, task });
+        workers.insert(
+            uid,
+            Worker {
+                pod: tx,
+                wake,
+                task,
+            },
+        );
     }
 
     /// Removes sandboxes and containers whose pod the API does not have (deleted while
@@ -210,7 +217,9 @@ impl<R: Runtime, C: Clock> PodManager<R, C> {
                     }
                     if let Err(e) = self.syncer.remove_all(&state).await {
                         tracing::warn!(pod_uid = %uid, error = %e, "cannot remove an orphaned pod");
-                    } else if self.syncer.settings.cgroup_driver == crate::options::CgroupDriver::Cgroupfs {
+                    } else if self.syncer.settings.cgroup_driver
+                        == crate::options::CgroupDriver::Cgroupfs
+                    {
                         // The pod's QoS class is unknown without the pod: try each.
                         let root = self.syncer.settings.cgroup_root.trim_end_matches('/');
                         for qos in ["", "burstable/", "besteffort/"] {
@@ -225,7 +234,9 @@ impl<R: Runtime, C: Clock> PodManager<R, C> {
 }
 
 /// Every pod's containers and sandboxes with their states, by pod uid.
-async fn relist_runtime<R: Runtime>(runtime: &R) -> crate::Result<HashMap<String, Vec<(String, i32)>>> {
+async fn relist_runtime<R: Runtime>(
+    runtime: &R,
+) -> crate::Result<HashMap<String, Vec<(String, i32)>>> {
     let mut out: HashMap<String, Vec<(String, i32)>> = HashMap::new();
     for c in runtime.list_containers(None).await? {
         if let Some(uid) = c.labels.get(labels::POD_UID) {
@@ -234,9 +245,10 @@ async fn relist_runtime<R: Runtime>(runtime: &R) -> crate::Result<HashMap<String
     }
     for s in runtime.list_pod_sandboxes(None).await? {
         if let Some(uid) = s.labels.get(labels::POD_UID) {
-            out.entry(uid.clone())
-                .or_default()
-                .push((s.id, s.state + 100 * (api::PodSandboxState::SandboxReady as i32 + 1)));
+            out.entry(uid.clone()).or_default().push((
+                s.id,
+                s.state + 100 * (api::PodSandboxState::SandboxReady as i32 + 1),
+            ));
         }
     }
     for v in out.values_mut() {
@@ -279,14 +291,17 @@ async fn worker<R: Runtime, C: Clock>(
                             let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(0);
                             let r = async {
                                 syncer.kill_pod(pod, &state, grace).await?;
-                                let stopped = PodRuntimeState::gather(syncer.runtime.as_ref(), &uid).await?;
+                                let stopped =
+                                    PodRuntimeState::gather(syncer.runtime.as_ref(), &uid).await?;
                                 syncer.remove_pod(pod, &stopped).await
                             };
                             if let Err(e) = r.await {
                                 tracing::warn!(pod_uid = %uid, error = %e, "cannot remove a deleted pod's containers");
                             }
                         }
-                        Err(e) => tracing::warn!(pod_uid = %uid, error = %e, "cannot read a deleted pod's containers"),
+                        Err(e) => {
+                            tracing::warn!(pod_uid = %uid, error = %e, "cannot read a deleted pod's containers")
+                        }
                     }
                 }
                 syncer.forget(&uid);
@@ -307,10 +322,19 @@ async fn worker<R: Runtime, C: Clock>(
                             });
                             let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
                             match api
-                                .patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch))
+                                .patch_status(
+                                    &name,
+                                    &PatchParams::default(),
+                                    &Patch::Strategic(patch),
+                                )
                                 .await
                             {
                                 Ok(_) => written = Some(new),
+                                // Gone (or replaced by a pod of the same name) meanwhile: the
+                                // watch brings the deletion next.
+                                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {
+                                    tracing::debug!(pod = %format!("{ns}/{name}"), code = s.code, "pod status not written: the pod is gone");
+                                }
                                 Err(e) => {
                                     tracing::warn!(pod = %format!("{ns}/{name}"), error = %e, "cannot update the pod status");
                                     next = ERROR_RETRY;
@@ -359,26 +383,4 @@ async fn worker<R: Runtime, C: Clock>(
         }
     }
     let _ = done.send(uid);
-}
-
-/// The waiting reasons and phases of a pod's status, for logs and tests.
-pub fn summary(pod: &Pod) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
-    if let Some(s) = &pod.status {
-        m.insert("phase".into(), s.phase.clone().unwrap_or_default());
-        for c in s.container_statuses.iter().flatten() {
-            let st = c.state.clone().unwrap_or_default();
-            let v = if let Some(w) = st.waiting {
-                format!("waiting:{}", w.reason.unwrap_or_default())
-            } else if st.running.is_some() {
-                "running".into()
-            } else if let Some(t) = st.terminated {
-                format!("terminated:{}", t.reason.unwrap_or_default())
-            } else {
-                String::new()
-            };
-            m.insert(c.name.clone(), v);
-        }
-    }
-    m
 }

@@ -63,11 +63,12 @@ pub async fn run(opts: Options) -> Result<()> {
             flag: "--register-with-taints",
             reason,
         })?;
-    let thresholds =
-        node::pressure::parse_thresholds(&opts.eviction_hard).map_err(|reason| Error::InvalidFlag {
+    let thresholds = node::pressure::parse_thresholds(&opts.eviction_hard).map_err(|reason| {
+        Error::InvalidFlag {
             flag: "--eviction-hard",
             reason,
-        })?;
+        }
+    })?;
     let cni = opts.pod_cidr_from_node.then(|| CniSettings {
         conf_dir: opts.cni_conf_dir.clone(),
         bridge: opts.cni_bridge.clone(),
@@ -116,13 +117,7 @@ pub async fn run(opts: Options) -> Result<()> {
     if let Ok(v) = crate::cri::Runtime::version(runtime.as_ref()).await {
         syncer.runtime_name = v.runtime_name;
     }
-    let pods = PodManager::new(
-        client,
-        Arc::new(syncer),
-        view,
-        &name,
-        opts.relist_period,
-    );
+    let pods = PodManager::new(client, Arc::new(syncer), view, &name, opts.relist_period);
     let (a, p) = tokio::join!(agent.run(shutdown.clone()), pods.run(shutdown.clone()));
     a?;
     p?;

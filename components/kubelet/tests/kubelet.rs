@@ -34,6 +34,7 @@ struct Node1 {
     args: Vec<OsString>,
     log: PathBuf,
     admin: Client,
+    socket: PathBuf,
     // Drop order: the kubelet, then containerd, then the cluster.
     ctd: TestContainerd,
     _cluster: TestCluster,
@@ -52,22 +53,28 @@ impl Node1 {
         let cluster = TestCluster::start().await?;
         let ctd = TestContainerd::start()?;
         let admin = cluster.kube_client().await?;
+        let socket = ctd.socket().to_path_buf();
         let u = unique();
         let name = format!("kubelet-{:x}", u & 0xffff);
         // A pod CIDR of this test's own (the bridge gets its first address).
         let cidr = format!("10.245.{}.0/24", u % 250 + 1);
         let cgroup_root = format!("/kadm-e2e-{:x}", u);
-        let kubeconfig = cluster.kubeconfig_for(&format!("system:node:{name}"), Some("system:nodes"))?;
+        let kubeconfig =
+            cluster.kubeconfig_for(&format!("system:node:{name}"), Some("system:nodes"))?;
         let root_dir = cluster.dir().join("kubelet");
         let health = kadm_e2e::ports::free_port()?;
-        let driver = if ctd.config().systemd_cgroup { "systemd" } else { "cgroupfs" };
+        let driver = if ctd.config().systemd_cgroup {
+            "systemd"
+        } else {
+            "cgroupfs"
+        };
         let args: Vec<OsString> = [
             "--kubeconfig".into(),
             kubeconfig.into_os_string(),
             "--node-name".into(),
             name.clone().into(),
             "--container-runtime-endpoint".into(),
-            format!("unix://{}", ctd.socket().display()).into(),
+            format!("unix://{}", socket.display()).into(),
             "--root-dir".into(),
             root_dir.into_os_string(),
             "--pod-log-dir".into(),
@@ -103,6 +110,7 @@ impl Node1 {
             args,
             log,
             admin,
+            socket,
             ctd,
             _cluster: cluster,
         };
@@ -115,7 +123,10 @@ impl Node1 {
             "kadm-kubelet",
             Path::new(env!("CARGO_BIN_EXE_kadm-kubelet")),
             &self.args,
-            &[("KADM_LOG", "info,kadm_kubelet=debug"), ("KADM_LOG_FORMAT", "text")],
+            &[
+                ("KADM_LOG", "info,kadm_kubelet=debug"),
+                ("KADM_LOG_FORMAT", "text"),
+            ],
             &self.log,
         )?;
         self.kubelet = Some(p);
@@ -123,7 +134,7 @@ impl Node1 {
     }
 
     fn runtime(&self) -> RemoteRuntime {
-        RemoteRuntime::new(&format!("unix://{}", self.ctd.socket().display())).expect("cri client")
+        RemoteRuntime::new(&format!("unix://{}", self.socket.display())).expect("cri client")
     }
 
     /// Registers, then gets its pod CIDR (what the node IPAM controller would do).
@@ -182,7 +193,10 @@ impl Node1 {
             }
         }))
         .expect("pod");
-        self.pods().create(&PostParams::default(), &pod).await.expect("create pod")
+        self.pods()
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("create pod")
     }
 
     async fn wait_pod(&self, name: &str, what: &str, check: impl Fn(&Pod) -> bool + Copy) -> Pod {
@@ -214,7 +228,11 @@ impl Node1 {
 impl Drop for Node1 {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("---- kadm-kubelet log ({}) ----\n{}\n----", self.log.display(), tail(&self.log, 120));
+            eprintln!(
+                "---- kadm-kubelet log ({}) ----\n{}\n----",
+                self.log.display(),
+                tail(&self.log, 120)
+            );
         }
         if let Some(mut k) = self.kubelet.take() {
             k.terminate(Duration::from_secs(5));
@@ -254,7 +272,12 @@ fn rmdir_bottom_up(dir: &Path) {
 }
 
 fn container_status(p: &Pod) -> Option<k8s_openapi::api::core::v1::ContainerStatus> {
-    p.status.as_ref()?.container_statuses.as_ref()?.first().cloned()
+    p.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()
+        .cloned()
 }
 
 fn ipv4_in(cidr: &str, ip: &str) -> bool {
@@ -264,13 +287,20 @@ fn ipv4_in(cidr: &str, ip: &str) -> bool {
 }
 
 async fn sandboxes_of(rt: &RemoteRuntime, uid: &str) -> (usize, usize) {
-    let sel = std::collections::HashMap::from([("io.kubernetes.pod.uid".to_string(), uid.to_string())]);
+    let sel =
+        std::collections::HashMap::from([("io.kubernetes.pod.uid".to_string(), uid.to_string())]);
     let s = rt
-        .list_pod_sandboxes(Some(api::PodSandboxFilter { label_selector: sel.clone(), ..Default::default() }))
+        .list_pod_sandboxes(Some(api::PodSandboxFilter {
+            label_selector: sel.clone(),
+            ..Default::default()
+        }))
         .await
         .expect("list sandboxes");
     let c = rt
-        .list_containers(Some(api::ContainerFilter { label_selector: sel, ..Default::default() }))
+        .list_containers(Some(api::ContainerFilter {
+            label_selector: sel,
+            ..Default::default()
+        }))
         .await
         .expect("list containers");
     (s.len(), c.len())
@@ -282,26 +312,60 @@ async fn node_registers_renews_its_lease_and_becomes_ready() -> anyhow::Result<(
     let node = n.ready().await;
     let status = node.status.clone().context("status")?;
     let info = status.node_info.clone().context("nodeInfo")?;
-    assert!(info.container_runtime_version.starts_with("containerd://"), "{info:?}");
+    assert!(
+        info.container_runtime_version.starts_with("containerd://"),
+        "{info:?}"
+    );
     assert!(info.kubelet_version.starts_with("v1.33."), "{info:?}");
-    assert_eq!((info.operating_system.as_str(), info.architecture.as_str()), ("linux", "amd64"));
+    assert_eq!(
+        (info.operating_system.as_str(), info.architecture.as_str()),
+        ("linux", "amd64")
+    );
     assert_eq!(info.boot_id.len(), 36);
     assert!(!info.kernel_version.is_empty() && !info.os_image.is_empty());
     let cap = status.capacity.clone().context("capacity")?;
     assert_eq!(cap["pods"].0, "110");
-    assert!(cap["memory"].0.ends_with("Ki") && cap.contains_key("ephemeral-storage") && cap.contains_key("cpu"));
+    assert!(
+        cap["memory"].0.ends_with("Ki")
+            && cap.contains_key("ephemeral-storage")
+            && cap.contains_key("cpu")
+    );
     let addresses = status.addresses.clone().context("addresses")?;
-    assert!(addresses.iter().any(|a| a.type_ == "InternalIP" && a.address == "127.0.0.1"));
-    assert!(addresses.iter().any(|a| a.type_ == "Hostname" && a.address == n.name));
+    assert!(
+        addresses
+            .iter()
+            .any(|a| a.type_ == "InternalIP" && a.address == "127.0.0.1")
+    );
+    assert!(
+        addresses
+            .iter()
+            .any(|a| a.type_ == "Hostname" && a.address == n.name)
+    );
     let conds = status.conditions.clone().context("conditions")?;
-    let reason = |t: &str| conds.iter().find(|c| c.type_ == t).and_then(|c| c.reason.clone());
+    let reason = |t: &str| {
+        conds
+            .iter()
+            .find(|c| c.type_ == t)
+            .and_then(|c| c.reason.clone())
+    };
     assert_eq!(reason("Ready").as_deref(), Some("KubeletReady"));
-    assert_eq!(reason("MemoryPressure").as_deref(), Some("KubeletHasSufficientMemory"));
-    assert_eq!(reason("DiskPressure").as_deref(), Some("KubeletHasNoDiskPressure"));
-    assert_eq!(reason("PIDPressure").as_deref(), Some("KubeletHasSufficientPID"));
+    assert_eq!(
+        reason("MemoryPressure").as_deref(),
+        Some("KubeletHasSufficientMemory")
+    );
+    assert_eq!(
+        reason("DiskPressure").as_deref(),
+        Some("KubeletHasNoDiskPressure")
+    );
+    assert_eq!(
+        reason("PIDPressure").as_deref(),
+        Some("KubeletHasSufficientPID")
+    );
     let labels = node.metadata.labels.clone().unwrap_or_default();
     assert_eq!(labels.get("kubernetes.io/hostname"), Some(&n.name));
-    assert!(std::fs::read_to_string(n.ctd.cni_conf_dir().join("10-kadm.conflist"))?.contains(&n.cidr));
+    assert!(
+        std::fs::read_to_string(n.ctd.cni_conf_dir().join("10-kadm.conflist"))?.contains(&n.cidr)
+    );
 
     let leases: Api<Lease> = Api::namespaced(n.admin.clone(), "kube-node-lease");
     let lease = leases.get(&n.name).await?;
@@ -309,7 +373,12 @@ async fn node_registers_renews_its_lease_and_becomes_ready() -> anyhow::Result<(
     assert_eq!(spec.holder_identity.as_deref(), Some(n.name.as_str()));
     assert_eq!(spec.lease_duration_seconds, Some(40));
     assert_eq!(
-        lease.metadata.owner_references.as_ref().and_then(|o| o.first()).map(|o| o.uid.clone()),
+        lease
+            .metadata
+            .owner_references
+            .as_ref()
+            .and_then(|o| o.first())
+            .map(|o| o.uid.clone()),
         node.metadata.uid.clone()
     );
     // Renewed every 10 s.
@@ -334,12 +403,16 @@ async fn pods_run_crash_loop_complete_and_are_cleaned_up() -> anyhow::Result<()>
     let n = Node1::start().await?;
     n.ready().await;
     let sleeper = n.create_pod("sleeper", "Always", &["sleep", "3600"]).await;
-    let crasher = n.create_pod("crasher", "Always", &["sh", "-c", "exit 1"]).await;
+    let crasher = n
+        .create_pod("crasher", "Always", &["sh", "-c", "exit 1"])
+        .await;
     n.create_pod("once", "Never", &["sh", "-c", "exit 0"]).await;
 
     let running = n
         .wait_pod("sleeper", "sleeper Running with an IP", |p| {
-            p.status.as_ref().is_some_and(|s| s.phase.as_deref() == Some("Running") && s.pod_ip.is_some())
+            p.status
+                .as_ref()
+                .is_some_and(|s| s.phase.as_deref() == Some("Running") && s.pod_ip.is_some())
         })
         .await;
     let s = running.status.clone().context("status")?;
@@ -347,11 +420,24 @@ async fn pods_run_crash_loop_complete_and_are_cleaned_up() -> anyhow::Result<()>
     assert!(ipv4_in(&n.cidr, &ip), "{ip} not in {}", n.cidr);
     assert_eq!(s.host_ip.as_deref(), Some("127.0.0.1"));
     let c = container_status(&running).context("container status")?;
-    assert!(c.ready && c.container_id.as_deref().is_some_and(|id| id.starts_with("containerd://")));
+    assert!(
+        c.ready
+            && c.container_id
+                .as_deref()
+                .is_some_and(|id| id.starts_with("containerd://"))
+    );
     assert!(!c.image_id.is_empty());
-    for kind in ["PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready"] {
+    for kind in [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "ContainersReady",
+        "Ready",
+    ] {
         assert!(
-            s.conditions.iter().flatten().any(|c| c.type_ == kind && c.status == "True"),
+            s.conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == kind && c.status == "True"),
             "{kind} in {:?}",
             s.conditions
         );
@@ -370,12 +456,29 @@ async fn pods_run_crash_loop_complete_and_are_cleaned_up() -> anyhow::Result<()>
     let looping = n
         .wait_pod("crasher", "crasher in CrashLoopBackOff", |p| {
             container_status(p).is_some_and(|c| {
-                c.state.and_then(|s| s.waiting).and_then(|w| w.reason).as_deref() == Some("CrashLoopBackOff")
+                c.state
+                    .and_then(|s| s.waiting)
+                    .and_then(|w| w.reason)
+                    .as_deref()
+                    == Some("CrashLoopBackOff")
             })
         })
         .await;
     let c = container_status(&looping).context("crasher status")?;
-    let last = c.last_state.and_then(|s| s.terminated).context("lastState")?;
+    let message = c
+        .state
+        .clone()
+        .and_then(|s| s.waiting)
+        .and_then(|w| w.message)
+        .unwrap_or_default();
+    assert!(
+        message.starts_with("back-off 10s restarting failed container=c pod=crasher_default("),
+        "{message}"
+    );
+    let last = c
+        .last_state
+        .and_then(|s| s.terminated)
+        .context("lastState")?;
     assert_eq!((last.exit_code, last.reason.as_deref()), (1, Some("Error")));
     let first_count = c.restart_count;
     assert!(first_count >= 1);
@@ -398,7 +501,47 @@ async fn pods_run_crash_loop_complete_and_are_cleaned_up() -> anyhow::Result<()>
     .await;
     assert_eq!(sandboxes_of(&rt, &uid).await, (0, 0));
     let _ = crasher;
+
+    // Events as the kubelet writes them (core/v1, source kubelet on this node), allowed to
+    // a node by the apiserver.
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(n.admin.clone(), "default");
+    let reasons = wait_for("the sleeper's events", WAIT, || {
+        let events = events.clone();
+        let node = n.name.clone();
+        async move {
+            let l = events
+                .list(&ListParams::default().fields("involvedObject.name=sleeper"))
+                .await
+                .ok()?;
+            let reasons: Vec<String> = l
+                .items
+                .iter()
+                .filter(|e| {
+                    e.source.as_ref().and_then(|s| s.host.as_deref()) == Some(node.as_str())
+                })
+                .filter(|e| {
+                    e.source.as_ref().and_then(|s| s.component.as_deref()) == Some("kubelet")
+                })
+                .filter_map(|e| e.reason.clone())
+                .collect();
+            ["Pulled", "Created", "Started", "Killing"]
+                .iter()
+                .all(|r| reasons.iter().any(|x| x == r))
+                .then_some(reasons)
+        }
+    })
+    .await;
+    assert!(!reasons.iter().any(|r| r == "Failed"), "{reasons:?}");
     n.delete_all_pods().await;
+    let log = std::fs::read_to_string(&n.log)?;
+    for bad in [
+        "cannot update the pod status",
+        "pod sync failed",
+        "could not write event",
+    ] {
+        assert!(!log.contains(bad), "kubelet logged {bad:?}:\n{log}");
+    }
     Ok(())
 }
 
@@ -412,7 +555,9 @@ async fn a_restarted_kubelet_keeps_running_containers() -> anyhow::Result<()> {
             container_status(p).is_some_and(|c| c.state.is_some_and(|s| s.running.is_some()))
         })
         .await;
-    let id = container_status(&before).and_then(|c| c.container_id).context("containerID")?;
+    let id = container_status(&before)
+        .and_then(|c| c.container_id)
+        .context("containerID")?;
 
     if let Some(mut k) = n.kubelet.take() {
         k.terminate(Duration::from_secs(5));
@@ -433,7 +578,10 @@ async fn a_restarted_kubelet_keeps_running_containers() -> anyhow::Result<()> {
     let uid = after.metadata.uid.clone().context("uid")?;
     assert_eq!(sandboxes_of(&rt, &uid).await, (1, 1), "nothing recreated");
     assert!(
-        std::fs::read_to_string(&n.log)?.matches("kadm-kubelet starting").count() == 2,
+        std::fs::read_to_string(&n.log)?
+            .matches("kadm-kubelet starting")
+            .count()
+            == 2,
         "the kubelet really restarted"
     );
     n.delete_all_pods().await;

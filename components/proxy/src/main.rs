@@ -1,5 +1,16 @@
-//! kadm-proxy: not built yet. It refuses to start rather than pretend to run.
+use std::process::ExitCode;
 
-fn main() {
-    kadm_base::refuse_unimplemented("kadm-proxy", "see the open issues for its delivery");
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    kadm_base::init_logging("info");
+    let opts = kadm_proxy::Options::parse();
+    match kadm_proxy::run(opts).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -54,7 +54,9 @@ pub fn apply_json_patch(target: &Value, patch: &Value) -> Result<Value> {
     let ops: json_patch::Patch = serde_json::from_value(patch.clone())
         .map_err(|e| Error::Patch(format!("decode json patch: {e}")))?;
     let mut doc = target.clone();
-    json_patch::patch(&mut doc, &ops).map_err(|e| Error::Patch(e.to_string()))?;
+    // Applied to a copy that is dropped on error, so nothing needs undoing — and the crate's
+    // undoing `patch` panics when a failed `move` cannot be undone.
+    json_patch::patch_unsafe(&mut doc, &ops).map_err(|e| Error::Patch(e.to_string()))?;
     Ok(doc)
 }
 
@@ -99,5 +101,26 @@ mod tests {
             Some(PatchType::Merge)
         );
         assert_eq!(PatchType::from_content_type("text/plain"), None);
+    }
+
+    /// Found by the `json_patch` fuzz target: json-patch's all-or-nothing `patch` panics
+    /// when a failed `move` (its source already taken away) leaves earlier ops impossible to
+    /// undo. The patch applies to a copy, so there is nothing to undo: an error, not a panic.
+    #[test]
+    fn json_patch_whose_failed_move_cannot_be_undone_is_an_error_not_a_panic() {
+        let t = json!({"metadata": {"name": "web", "labels": {"app": "web"}}});
+        let p = json!([
+            {"op": "add", "path": "/metadata/labels/x", "value": "1"},
+            {"op": "move", "from": "/metadata/labels", "path": "/missing/annotations"},
+        ]);
+        let e = apply_json_patch(&t, &p).expect_err("the move has nowhere to go");
+        assert!(e.to_string().contains("/missing/annotations"), "{e}");
+        // The target is untouched, and a good patch still applies.
+        assert_eq!(t, json!({"metadata": {"name": "web", "labels": {"app": "web"}}}));
+        let ok = json!([{"op": "move", "from": "/metadata/labels", "path": "/metadata/annotations"}]);
+        assert_eq!(
+            apply_json_patch(&t, &ok).expect("patch"),
+            json!({"metadata": {"name": "web", "annotations": {"app": "web"}}})
+        );
     }
 }

@@ -258,12 +258,16 @@ pub(super) fn columns(res: &ResourceInfo) -> Vec<Column> {
             col(
                 "Request",
                 "string",
-                Doc::Text("Request represents a minimum amount of cpu/memory that a container may consume."),
+                Doc::Text(
+                    "Request represents a minimum amount of cpu/memory that a container may consume.",
+                ),
             ),
             col(
                 "Limit",
                 "string",
-                Doc::Text("Limits control the maximum amount of cpu/memory that a container may use independent of contention on the node."),
+                Doc::Text(
+                    "Limits control the maximum amount of cpu/memory that a container may use independent of contention on the node.",
+                ),
             ),
         ],
         ("", "events") | ("events.k8s.io", "events") => vec![

@@ -107,7 +107,12 @@ pub fn validate_limit_range(obj: &Value, causes: &mut Vec<Cause>) {
             causes.push(Cause::duplicate(format!("{path}.type"), &json!(ty)));
         }
         let list = |field: &str, causes: &mut Vec<Cause>| {
-            quantities(item, &format!("{path}.{field}"), &format!("/{field}"), causes)
+            quantities(
+                item,
+                &format!("{path}.{field}"),
+                &format!("/{field}"),
+                causes,
+            )
         };
         let max = list("max", causes);
         let min = list("min", causes);
@@ -132,7 +137,8 @@ pub fn validate_limit_range(obj: &Value, causes: &mut Vec<Cause>) {
                 "either minimum or maximum storage value is required, but neither was provided",
             ));
         }
-        let get = |l: &[(String, Quantity)], k: &str| l.iter().find(|(n, _)| n == k).map(|(_, q)| *q);
+        let get =
+            |l: &[(String, Quantity)], k: &str| l.iter().find(|(n, _)| n == k).map(|(_, q)| *q);
         let keys: BTreeSet<&String> = [&max, &min, &default, &default_request, &ratio]
             .into_iter()
             .flatten()
@@ -151,7 +157,11 @@ pub fn validate_limit_range(obj: &Value, causes: &mut Vec<Cause>) {
             if let (Some(mn), Some(mx)) = (mn, mx)
                 && mn > mx
             {
-                invalid("min", mn, format!("min value {mn} is greater than max value {mx}"));
+                invalid(
+                    "min",
+                    mn,
+                    format!("min value {mn} is greater than max value {mx}"),
+                );
             }
             if let (Some(dr), Some(mn)) = (dr, mn)
                 && mn > dr
@@ -183,17 +193,29 @@ pub fn validate_limit_range(obj: &Value, causes: &mut Vec<Cause>) {
             if let (Some(df), Some(mn)) = (df, mn)
                 && mn > df
             {
-                invalid("default", mn, format!("min value {mn} is greater than default value {df}"));
+                invalid(
+                    "default",
+                    mn,
+                    format!("min value {mn} is greater than default value {df}"),
+                );
             }
             if let (Some(df), Some(mx)) = (df, mx)
                 && df > mx
             {
-                invalid("default", mx, format!("default value {df} is greater than max value {mx}"));
+                invalid(
+                    "default",
+                    mx,
+                    format!("default value {df} is greater than max value {mx}"),
+                );
             }
             if let Some(r) = get(&ratio, k)
                 && r < Quantity::from_value(1)
             {
-                invalid("maxLimitRequestRatio", r, format!("ratio {r} is less than 1"));
+                invalid(
+                    "maxLimitRequestRatio",
+                    r,
+                    format!("ratio {r} is less than 1"),
+                );
             }
         }
     }
@@ -249,7 +271,10 @@ pub fn validate_resource_quota(obj: &Value, causes: &mut Vec<Cause>) {
         }) {
             let valid = match *scope {
                 "BestEffort" => k == "pods",
-                "Terminating" | "NotTerminating" | "NotBestEffort" | "PriorityClass"
+                "Terminating"
+                | "NotTerminating"
+                | "NotBestEffort"
+                | "PriorityClass"
                 | "CrossNamespacePodAffinity" => k == "pods" || POD_COMPUTE.contains(&k.as_str()),
                 _ => true,
             };
@@ -327,14 +352,19 @@ pub fn validate_priority_class(obj: &Value, causes: &mut Vec<Cause>) {
         .and_then(Value::as_str)
         .unwrap_or("");
     let value = obj.get("value").and_then(Value::as_i64).unwrap_or(0);
-    let global_default = obj.get("globalDefault").and_then(Value::as_bool).unwrap_or(false);
+    let global_default = obj
+        .get("globalDefault")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     if name.starts_with("system-") {
         let problem = match SYSTEM_PRIORITY_CLASSES.iter().find(|(n, _)| *n == name) {
             None => Some(format!("{name} is not a known system priority class")),
-            Some((_, v)) if *v != value => Some(format!("value of {name} PriorityClass must be {v}")),
-            Some(_) if global_default => {
-                Some(format!("globalDefault of {name} PriorityClass must be false"))
+            Some((_, v)) if *v != value => {
+                Some(format!("value of {name} PriorityClass must be {v}"))
             }
+            Some(_) if global_default => Some(format!(
+                "globalDefault of {name} PriorityClass must be false"
+            )),
             Some(_) => None,
         };
         if let Some(p) = problem {
@@ -378,7 +408,9 @@ mod tests {
         assert_eq!(
             lr_causes(json!({"spec": {"limits": [{"type": "Container",
                 "min": {"cpu": "2"}, "max": {"cpu": "1"}}]}})),
-            ["spec.limits[0].min[cpu]: Invalid value: \"2\": min value 2 is greater than max value 1"]
+            [
+                "spec.limits[0].min[cpu]: Invalid value: \"2\": min value 2 is greater than max value 1"
+            ]
         );
         assert_eq!(
             lr_causes(json!({"spec": {"limits": [{"type": "Pod", "default": {"cpu": "1"}}]}})),
@@ -386,9 +418,14 @@ mod tests {
         );
         assert_eq!(
             lr_causes(json!({"spec": {"limits": [{"type": "Widget"}]}})),
-            ["spec.limits[0].type: Invalid value: \"Widget\": must be a standard limit type or fully qualified"]
+            [
+                "spec.limits[0].type: Invalid value: \"Widget\": must be a standard limit type or fully qualified"
+            ]
         );
-        assert_eq!(lr_causes(json!({"spec": {"limits": [{"type": "PersistentVolumeClaim"}]}})).len(), 1);
+        assert_eq!(
+            lr_causes(json!({"spec": {"limits": [{"type": "PersistentVolumeClaim"}]}})).len(),
+            1
+        );
     }
 
     #[test]
@@ -398,10 +435,15 @@ mod tests {
             validate_priority_class(&obj, &mut c);
             c.iter().map(Cause::to_error_string).collect::<Vec<_>>()
         };
-        assert!(causes(json!({"metadata": {"name": "system-node-critical"}, "value": 2000001000})).is_empty());
+        assert!(
+            causes(json!({"metadata": {"name": "system-node-critical"}, "value": 2000001000}))
+                .is_empty()
+        );
         assert_eq!(
             causes(json!({"metadata": {"name": "system-mine"}, "value": 1})),
-            ["metadata.name: Forbidden: priority class names with 'system-' prefix are reserved for system use only. error: system-mine is not a known system priority class"]
+            [
+                "metadata.name: Forbidden: priority class names with 'system-' prefix are reserved for system use only. error: system-mine is not a known system priority class"
+            ]
         );
         assert_eq!(
             causes(json!({"metadata": {"name": "high"}, "value": 2000000000})),
@@ -411,7 +453,10 @@ mod tests {
 
     #[test]
     fn quotas_refuse_negative_fractional_counts_and_bad_scopes() {
-        assert!(rq_causes(json!({"spec": {"hard": {"pods": "10", "requests.cpu": "1500m"}}})).is_empty());
+        assert!(
+            rq_causes(json!({"spec": {"hard": {"pods": "10", "requests.cpu": "1500m"}}}))
+                .is_empty()
+        );
         assert_eq!(
             rq_causes(json!({"spec": {"hard": {"pods": "1500m", "cpu": "-1"}}})),
             [
@@ -424,12 +469,19 @@ mod tests {
             ["spec.scopes: Invalid value: [\"BestEffort\"]: unsupported scope applied to resource"]
         );
         assert_eq!(
-            rq_causes(json!({"spec": {"hard": {"pods": "1"}, "scopes": ["Terminating", "NotTerminating"]}})),
-            ["spec.scopes: Invalid value: [\"Terminating\",\"NotTerminating\"]: conflicting scopes"]
+            rq_causes(
+                json!({"spec": {"hard": {"pods": "1"}, "scopes": ["Terminating", "NotTerminating"]}})
+            ),
+            [
+                "spec.scopes: Invalid value: [\"Terminating\",\"NotTerminating\"]: conflicting scopes"
+            ]
         );
         assert_eq!(
-            rq_causes(json!({"spec": {"hard": {"pods": "1"}, "scopeSelector": {"matchExpressions": [
-                {"scopeName": "PriorityClass", "operator": "In"}]}}})).len(),
+            rq_causes(
+                json!({"spec": {"hard": {"pods": "1"}, "scopeSelector": {"matchExpressions": [
+                {"scopeName": "PriorityClass", "operator": "In"}]}}})
+            )
+            .len(),
             1
         );
     }

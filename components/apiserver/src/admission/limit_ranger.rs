@@ -35,11 +35,14 @@ fn applies(req: &Request<'_>) -> bool {
     {
         return false;
     }
-    match (req.res.plural, req.operation) {
-        ("pods", Operation::Create) => true,
-        ("persistentvolumeclaims", Operation::Create | Operation::Update) => true,
-        _ => false,
-    }
+    matches!(
+        (req.res.plural, req.operation),
+        ("pods", Operation::Create)
+            | (
+                "persistentvolumeclaims",
+                Operation::Create | Operation::Update
+            )
+    )
 }
 
 async fn limit_ranges(state: &State, req: &Request<'_>) -> Result<Vec<Value>, ApiError> {
@@ -137,7 +140,10 @@ fn default_pod_resources(range: &Value, pod: &mut Value) -> bool {
         return false;
     }
     let mut notes = Vec::new();
-    for (list, what) in [("containers", "container"), ("initContainers", "init container")] {
+    for (list, what) in [
+        ("containers", "container"),
+        ("initContainers", "init container"),
+    ] {
         let Some(cs) = pod
             .pointer_mut(&format!("/spec/{list}"))
             .and_then(Value::as_array_mut)
@@ -191,9 +197,7 @@ fn default_pod_resources(range: &Value, pod: &mut Value) -> bool {
         return false;
     }
     let meta = kadm_apimachinery::meta::metadata_mut(pod);
-    let annotations = meta
-        .entry("annotations")
-        .or_insert_with(|| json!({}));
+    let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
     if !annotations.is_object() {
         *annotations = json!({});
     }
@@ -460,14 +464,17 @@ mod tests {
 
     #[test]
     fn container_bounds_use_kubernetes_messages() {
-        let lr = range(json!([{"type": "Container", "max": {"cpu": "1"}, "min": {"memory": "64Mi"}}]));
+        let lr =
+            range(json!([{"type": "Container", "max": {"cpu": "1"}, "min": {"memory": "64Mi"}}]));
         let too_big = pod(json!([{"name": "c", "resources": {
             "limits": {"cpu": "2", "memory": "128Mi"}, "requests": {"cpu": "2", "memory": "128Mi"}}}]));
         assert_eq!(
             validate_pod(&lr, &too_big),
             ["maximum cpu usage per Container is 1, but limit is 2"]
         );
-        let no_limit = pod(json!([{"name": "c", "resources": {"requests": {"cpu": "500m", "memory": "32Mi"}}}]));
+        let no_limit = pod(
+            json!([{"name": "c", "resources": {"requests": {"cpu": "500m", "memory": "32Mi"}}}]),
+        );
         assert_eq!(
             aggregate(&validate_pod(&lr, &no_limit)),
             "[minimum memory usage per Container is 64Mi, but request is 32Mi, \
@@ -497,7 +504,9 @@ mod tests {
 
     #[test]
     fn claims_are_bounded_by_storage_requests() {
-        let lr = range(json!([{"type": "PersistentVolumeClaim", "min": {"storage": "1Gi"}, "max": {"storage": "10Gi"}}]));
+        let lr = range(
+            json!([{"type": "PersistentVolumeClaim", "min": {"storage": "1Gi"}, "max": {"storage": "10Gi"}}]),
+        );
         let claim = |s: &str| json!({"spec": {"resources": {"requests": {"storage": s}}}});
         assert!(validate_claim(&lr, &claim("5Gi")).is_empty());
         assert_eq!(

@@ -124,8 +124,11 @@ mod tests {
     fn everything_is_on_unless_disabled() {
         let all = Plugins::from_flags(&[], &[]).expect("defaults");
         assert_eq!(all.names().len(), Plugin::ALL.len());
-        let some = Plugins::from_flags(&s(&["NodeRestriction"]), &s(&["ServiceAccount", "Priority"]))
-            .expect("flags");
+        let some = Plugins::from_flags(
+            &s(&["NodeRestriction"]),
+            &s(&["ServiceAccount", "Priority"]),
+        )
+        .expect("flags");
         assert!(!some.enabled(Plugin::ServiceAccount));
         assert!(!some.enabled(Plugin::Priority));
         assert!(some.enabled(Plugin::NodeRestriction) && some.enabled(Plugin::ResourceQuota));

@@ -36,7 +36,12 @@ fn forbidden(req: &Request<'_>, detail: &str) -> ApiError {
 }
 
 async fn classes(state: &State) -> Result<Vec<Value>, ApiError> {
-    lookup::list(state, lookup::resource("scheduling.k8s.io", "priorityclasses")?, "").await
+    lookup::list(
+        state,
+        lookup::resource("scheduling.k8s.io", "priorityclasses")?,
+        "",
+    )
+    .await
 }
 
 /// The global default class: the one with the lowest value when a race left several.
@@ -71,7 +76,9 @@ fn keep_resolved(old: Option<&Value>, pod: &mut Value) {
     };
     for field in ["priority", "preemptionPolicy"] {
         if spec.get(field).is_none_or(Value::is_null)
-            && let Some(v) = old.pointer(&format!("/spec/{field}")).filter(|v| !v.is_null())
+            && let Some(v) = old
+                .pointer(&format!("/spec/{field}"))
+                .filter(|v| !v.is_null())
         {
             spec.insert(field.into(), v.clone());
         }
@@ -93,7 +100,9 @@ async fn resolve(state: &State, req: &Request<'_>, pod: &mut Value) -> Result<()
                     .unwrap_or("")
                     .to_string(),
                 pc.get("value").and_then(Value::as_i64).unwrap_or(0),
-                pc.get("preemptionPolicy").and_then(Value::as_str).map(String::from),
+                pc.get("preemptionPolicy")
+                    .and_then(Value::as_str)
+                    .map(String::from),
             ),
             None => (
                 String::new(),
@@ -114,7 +123,9 @@ async fn resolve(state: &State, req: &Request<'_>, pod: &mut Value) -> Result<()
         (
             class_name.clone(),
             pc.get("value").and_then(Value::as_i64).unwrap_or(0),
-            pc.get("preemptionPolicy").and_then(Value::as_str).map(String::from),
+            pc.get("preemptionPolicy")
+                .and_then(Value::as_str)
+                .map(String::from),
         )
     };
     let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
@@ -191,7 +202,10 @@ mod tests {
             json!({"metadata": {"name": "b"}, "value": 5, "globalDefault": true}),
             json!({"metadata": {"name": "c"}, "value": 1}),
         ];
-        assert_eq!(global_default(&classes).map(|c| c["metadata"]["name"].clone()), Some(json!("b")));
+        assert_eq!(
+            global_default(&classes).map(|c| c["metadata"]["name"].clone()),
+            Some(json!("b"))
+        );
         assert!(global_default(&classes[2..]).is_none());
     }
 
@@ -204,6 +218,9 @@ mod tests {
         assert_eq!(new["spec"]["preemptionPolicy"], "Never");
         let mut explicit = json!({"spec": {"priority": 5}});
         keep_resolved(Some(&old), &mut explicit);
-        assert_eq!(explicit["spec"]["priority"], 5, "validation judges a change");
+        assert_eq!(
+            explicit["spec"]["priority"], 5,
+            "validation judges a change"
+        );
     }
 }

@@ -65,7 +65,10 @@ impl QuotaAdmission {
         }
         let quotas_res = lookup::resource("", "resourcequotas")?;
         // The common case, a namespace without quotas, costs one look at the cache.
-        if lookup::list(state, quotas_res, req.namespace).await?.is_empty() {
+        if lookup::list(state, quotas_res, req.namespace)
+            .await?
+            .is_empty()
+        {
             return Ok(());
         }
         let lock = self.lock_for(req.namespace);
@@ -243,7 +246,12 @@ mod tests {
         }
     }
 
-    fn request<'a>(plural: &str, op: Operation, user: &'a UserInfo, old: Option<&'a Value>) -> Request<'a> {
+    fn request<'a>(
+        plural: &str,
+        op: Operation,
+        user: &'a UserInfo,
+        old: Option<&'a Value>,
+    ) -> Request<'a> {
         Request {
             res: registry_lookup("", "v1", plural).expect("resource"),
             subresource: "",
@@ -277,8 +285,14 @@ mod tests {
         let u = user();
         let req = request("pods", Operation::Create, &u, None);
         let quotas = [quota_obj("q1", json!({"pods": "2"}), json!({"pods": "2"}))];
-        let e = check_request(&Evaluator::Pods, &req, &pod(None), &quotas, std::time::SystemTime::now())
-            .expect_err("over quota");
+        let e = check_request(
+            &Evaluator::Pods,
+            &req,
+            &pod(None),
+            &quotas,
+            std::time::SystemTime::now(),
+        )
+        .expect_err("over quota");
         assert_eq!(e.code, 403);
         assert_eq!(
             e.message,
@@ -291,16 +305,33 @@ mod tests {
         let u = user();
         let req = request("pods", Operation::Create, &u, None);
         let quotas = [
-            quota_obj("q1", json!({"pods": "2", "requests.cpu": "1"}), json!({"pods": "1", "requests.cpu": "250m"})),
+            quota_obj(
+                "q1",
+                json!({"pods": "2", "requests.cpu": "1"}),
+                json!({"pods": "1", "requests.cpu": "250m"}),
+            ),
             quota_obj("best-effort", json!({"pods": "5"}), json!({"pods": "0"})),
-            quota_obj("objects", json!({"configmaps": "5"}), json!({"configmaps": "1"})),
+            quota_obj(
+                "objects",
+                json!({"configmaps": "5"}),
+                json!({"configmaps": "1"}),
+            ),
         ];
         let mut scoped = quotas.clone();
         scoped[1].0["spec"]["scopes"] = json!(["BestEffort"]);
-        let charged = check_request(&Evaluator::Pods, &req, &pod(Some("500m")), &scoped, std::time::SystemTime::now())
-            .expect("fits");
+        let charged = check_request(
+            &Evaluator::Pods,
+            &req,
+            &pod(Some("500m")),
+            &scoped,
+            std::time::SystemTime::now(),
+        )
+        .expect("fits");
         assert_eq!(charged.len(), 1, "only q1 applies to a burstable pod");
-        assert_eq!(charged[0].0["status"]["used"], json!({"pods": "2", "requests.cpu": "750m"}));
+        assert_eq!(
+            charged[0].0["status"]["used"],
+            json!({"pods": "2", "requests.cpu": "750m"})
+        );
         assert_eq!(charged[0].1, 7, "the write is guarded by the read revision");
         assert!(charged[0].0["metadata"].get("resourceVersion").is_none());
     }
@@ -309,9 +340,19 @@ mod tests {
     fn compute_quotas_require_every_container_to_state_them() {
         let u = user();
         let req = request("pods", Operation::Create, &u, None);
-        let quotas = [quota_obj("q1", json!({"limits.cpu": "2"}), json!({"limits.cpu": "0"}))];
-        let e = check_request(&Evaluator::Pods, &req, &pod(None), &quotas, std::time::SystemTime::now())
-            .expect_err("no limit");
+        let quotas = [quota_obj(
+            "q1",
+            json!({"limits.cpu": "2"}),
+            json!({"limits.cpu": "0"}),
+        )];
+        let e = check_request(
+            &Evaluator::Pods,
+            &req,
+            &pod(None),
+            &quotas,
+            std::time::SystemTime::now(),
+        )
+        .expect_err("no limit");
         assert_eq!(
             e.message,
             "pods \"p3\" is forbidden: failed quota: q1: must specify limits.cpu for: c1"
@@ -323,16 +364,33 @@ mod tests {
         let u = user();
         let req = request("pods", Operation::Create, &u, None);
         let unknown = [quota_obj("q1", json!({"pods": "2"}), json!({}))];
-        let e = check_request(&Evaluator::Pods, &req, &pod(None), &unknown, std::time::SystemTime::now())
-            .expect_err("unknown");
+        let e = check_request(
+            &Evaluator::Pods,
+            &req,
+            &pod(None),
+            &unknown,
+            std::time::SystemTime::now(),
+        )
+        .expect_err("unknown");
         assert_eq!(
             e.message,
             "pods \"p3\" is forbidden: status unknown for quota: q1, resources: pods"
         );
-        let fresh = [(json!({"metadata": {"name": "q1"}, "spec": {"hard": {"pods": "0"}}}), 3)];
-        assert!(check_request(&Evaluator::Pods, &req, &pod(None), &fresh, std::time::SystemTime::now())
+        let fresh = [(
+            json!({"metadata": {"name": "q1"}, "spec": {"hard": {"pods": "0"}}}),
+            3,
+        )];
+        assert!(
+            check_request(
+                &Evaluator::Pods,
+                &req,
+                &pod(None),
+                &fresh,
+                std::time::SystemTime::now()
+            )
             .expect("fresh")
-            .is_empty());
+            .is_empty()
+        );
     }
 
     #[test]
@@ -341,10 +399,19 @@ mod tests {
         let old = json!({"metadata": {"name": "s", "resourceVersion": "5"}, "spec": {"type": "ClusterIP", "ports": [{"port": 80}]}});
         let req = request("services", Operation::Update, &u, Some(&old));
         let new = json!({"metadata": {"name": "s"}, "spec": {"type": "NodePort", "ports": [{"port": 80}]}});
-        let quotas = [quota_obj("q", json!({"services": "1", "services.nodeports": "0"}),
-            json!({"services": "1", "services.nodeports": "0"}))];
-        let e = check_request(&Evaluator::Services, &req, &new, &quotas, std::time::SystemTime::now())
-            .expect_err("no node ports left");
+        let quotas = [quota_obj(
+            "q",
+            json!({"services": "1", "services.nodeports": "0"}),
+            json!({"services": "1", "services.nodeports": "0"}),
+        )];
+        let e = check_request(
+            &Evaluator::Services,
+            &req,
+            &new,
+            &quotas,
+            std::time::SystemTime::now(),
+        )
+        .expect_err("no node ports left");
         assert!(
             e.message.ends_with("exceeded quota: q, requested: services.nodeports=1, used: services.nodeports=0, limited: services.nodeports=0"),
             "{}",

@@ -67,10 +67,7 @@ pub async fn mutate(state: &State, req: &Request<'_>, pod: &mut Value) -> Result
         .and_then(Value::as_str)
         .is_none_or(str::is_empty)
     {
-        spec.insert(
-            "serviceAccountName".into(),
-            json!(DEFAULT_SERVICE_ACCOUNT),
-        );
+        spec.insert("serviceAccountName".into(), json!(DEFAULT_SERVICE_ACCOUNT));
     }
     let name = account_name(pod).to_string();
     let account = find_account(state, req, &name).await?;
@@ -90,7 +87,9 @@ pub async fn validate(state: &State, req: &Request<'_>, pod: &Value) -> Result<(
     if is_mirror_pod(pod) {
         return validate_mirror_pod(req, pod);
     }
-    find_account(state, req, account_name(pod)).await.map(|_| ())
+    find_account(state, req, account_name(pod))
+        .await
+        .map(|_| ())
 }
 
 fn forbidden(req: &Request<'_>, detail: &str) -> ApiError {
@@ -335,10 +334,15 @@ mod tests {
             "volumes": [{"name": "own", "emptyDir": {}}]}));
         mount_token(&mut p, "abcde");
         let spec = &p["spec"];
-        let expected_mount =
-            json!({"name": "kube-api-access-abcde", "readOnly": true, "mountPath": TOKEN_MOUNT_PATH});
-        assert_eq!(spec["initContainers"][0]["volumeMounts"], json!([expected_mount]));
-        assert_eq!(spec["containers"][0]["volumeMounts"], json!([expected_mount]));
+        let expected_mount = json!({"name": "kube-api-access-abcde", "readOnly": true, "mountPath": TOKEN_MOUNT_PATH});
+        assert_eq!(
+            spec["initContainers"][0]["volumeMounts"],
+            json!([expected_mount])
+        );
+        assert_eq!(
+            spec["containers"][0]["volumeMounts"],
+            json!([expected_mount])
+        );
         assert_eq!(
             spec["containers"][1]["volumeMounts"],
             json!([{"name": "own", "mountPath": TOKEN_MOUNT_PATH}]),
@@ -368,8 +372,14 @@ mod tests {
         let no = json!({"automountServiceAccountToken": false});
         let yes = json!({"automountServiceAccountToken": true});
         assert!(!automount(&no, &pod(json!({}))));
-        assert!(automount(&no, &pod(json!({"automountServiceAccountToken": true}))));
-        assert!(!automount(&yes, &pod(json!({"automountServiceAccountToken": false}))));
+        assert!(automount(
+            &no,
+            &pod(json!({"automountServiceAccountToken": true}))
+        ));
+        assert!(!automount(
+            &yes,
+            &pod(json!({"automountServiceAccountToken": false}))
+        ));
         assert!(automount(&json!({}), &pod(json!({}))));
     }
 
@@ -386,12 +396,20 @@ mod tests {
 
     #[test]
     fn mirror_pods_use_no_accounts_or_secrets() {
-        assert!(is_mirror_pod(&json!({"metadata": {"annotations": {MIRROR_POD_ANNOTATION: "x"}}})));
-        assert!(references_secrets(&pod(json!({"volumes": [{"name": "s", "secret": {"secretName": "x"}}]}))));
-        assert!(references_secrets(&pod(json!({"containers": [{"name": "c",
-            "env": [{"name": "E", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}]}))));
-        assert!(!references_secrets(&pod(json!({"containers": [{"name": "c"}],
-            "volumes": [{"name": "c", "configMap": {"name": "x"}}]}))));
+        assert!(is_mirror_pod(
+            &json!({"metadata": {"annotations": {MIRROR_POD_ANNOTATION: "x"}}})
+        ));
+        assert!(references_secrets(&pod(
+            json!({"volumes": [{"name": "s", "secret": {"secretName": "x"}}]})
+        )));
+        assert!(references_secrets(&pod(
+            json!({"containers": [{"name": "c",
+            "env": [{"name": "E", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}]})
+        )));
+        assert!(!references_secrets(&pod(
+            json!({"containers": [{"name": "c"}],
+            "volumes": [{"name": "c", "configMap": {"name": "x"}}]})
+        )));
         let suffix = random_suffix();
         assert_eq!(suffix.len(), 5);
         assert!(suffix.bytes().all(|b| SUFFIX_ALPHABET.contains(&b)));

@@ -263,6 +263,87 @@ fn tokens_from_config(cfg: &Config, advertise: &str) -> Result<Option<Tokens>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    fn config(extra: &[&str]) -> Config {
+        let mut args = vec![
+            "kadm-apiserver",
+            "--tls-cert-file=c",
+            "--tls-private-key-file=k",
+            "--client-ca-file=ca",
+        ];
+        args.extend_from_slice(extra);
+        Config::try_parse_from(args).expect("flags parse")
+    }
+
+    fn testdata(name: &str) -> String {
+        format!("{}/src/authn/testdata/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    #[test]
+    fn service_account_flags_default_as_kube_apiserver() {
+        assert!(
+            tokens_from_config(&config(&[]), "10.0.0.1:6443")
+                .unwrap()
+                .is_none()
+        );
+        let key = format!(
+            "--service-account-signing-key-file={}",
+            testdata("ec-p256.key")
+        );
+        let t = tokens_from_config(&config(&[&key]), "10.0.0.1:6443")
+            .unwrap()
+            .expect("tokens");
+        assert_eq!(t.issuers, [serviceaccount::DEFAULT_ISSUER]);
+        assert_eq!(t.api_audiences, [serviceaccount::DEFAULT_ISSUER]);
+        assert_eq!(t.keys, [t.signing.as_ref().unwrap().public.clone()]);
+        assert_eq!(t.jwks_uri, "https://10.0.0.1:6443/openid/v1/jwks");
+        assert!(t.extend_expiration);
+        assert_eq!(t.max_expiration_seconds, 0);
+
+        let verify = format!("--service-account-key-file={}", testdata("rsa-2048.pub"));
+        let t = tokens_from_config(
+            &config(&[
+                &verify,
+                "--service-account-key-file",
+                &testdata("ec-p256.pub"),
+                "--service-account-issuer=https://a",
+                "--service-account-issuer=https://b",
+                "--api-audiences=x,y",
+                "--service-account-max-token-expiration=48h",
+                "--service-account-extend-token-expiration=false",
+            ]),
+            "h:1",
+        )
+        .unwrap()
+        .expect("tokens");
+        assert_eq!(t.keys.len(), 2);
+        assert!(t.signing.is_none());
+        assert_eq!(t.issuers, ["https://a", "https://b"]);
+        assert_eq!(t.api_audiences, ["x", "y"]);
+        assert_eq!(t.max_expiration_seconds, 48 * 3600);
+        assert!(!t.extend_expiration);
+        assert!(
+            config(&["--service-account-extend-token-expiration"])
+                .service_account_extend_token_expiration
+        );
+
+        let short = tokens_from_config(
+            &config(&[&key, "--service-account-max-token-expiration=30m"]),
+            "h:1",
+        );
+        assert!(short.unwrap_err().to_string().contains("between 1 hour"));
+        let missing = tokens_from_config(
+            &config(&["--service-account-key-file=/nonexistent/sa.pub"]),
+            "h:1",
+        );
+        assert!(
+            missing
+                .unwrap_err()
+                .to_string()
+                .contains("/nonexistent/sa.pub")
+        );
+    }
 
     #[test]
     fn bearer_tokens_are_read_as_kubernetes_reads_them() {

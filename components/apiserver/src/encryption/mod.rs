@@ -270,9 +270,12 @@ impl Transformers {
             // Kubernetes accepts resources it does not (yet) serve, e.g. custom resources.
             tracing::warn!(file = %path.display(), resources = %unknown.join(","), "encryption provider config names resources kadm does not serve; they are not encrypted");
         }
-        for (prefix, r) in &t.by_prefix {
-            tracing::info!(file = %path.display(), prefix = %prefix, writer = %r.describe_writer(), "encryption at rest configured");
-        }
+        let covered: Vec<String> = t
+            .by_prefix
+            .iter()
+            .map(|(prefix, r)| format!("{prefix} ({})", r.describe_writer()))
+            .collect();
+        tracing::info!(file = %path.display(), resources = %covered.join(", "), "encryption at rest configured");
         Ok(t)
     }
 

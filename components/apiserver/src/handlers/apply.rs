@@ -332,6 +332,20 @@ async fn create(ctx: &Ctx, obj: Value, dry_run: bool) -> Result<Option<Response<
     ctx.admit_validate(crate::admission::Operation::Create, name, None, Some(&obj))
         .await?;
     crate::authz::escalation::check_request(ctx, None, &obj).await?;
+    let outcome = if crate::services::applies(res) {
+        // Services get their cluster IP and node ports in the same transaction.
+        let key = ctx.key(&ctx.req.name);
+        let svc = &ctx.state.services;
+        svc.write(&ctx.state.store, &key, None, &mut obj, dry_run)
+            .await?
+    } else if dry_run {
+        WriteOutcome::Written(0)
+    } else {
+        ctx.state
+            .store
+            .create(&ctx.key(&ctx.req.name), &obj)
+            .await?
+    };
     if dry_run {
         return Ok(Some(respond_object(
             ctx,
@@ -339,12 +353,7 @@ async fn create(ctx: &Ctx, obj: Value, dry_run: bool) -> Result<Option<Response<
             to_wire(res, obj),
         )));
     }
-    match ctx
-        .state
-        .store
-        .create(&ctx.key(&ctx.req.name), &obj)
-        .await?
-    {
+    match outcome {
         WriteOutcome::Written(rev) => {
             meta::set(&mut obj, "resourceVersion", json!(rev.to_string()));
             tracing::debug!(resource = res.plural, namespace = %ctx.req.namespace, name = %ctx.req.name, user = %ctx.user.name, "created by apply");

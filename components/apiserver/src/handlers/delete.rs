@@ -213,7 +213,19 @@ pub async fn delete_one(ctx: &Ctx, name: &str, opts: &DeleteOptions) -> Result<D
                     gone: true,
                 });
             }
-            match ctx.state.store.delete(&key, current.mod_revision).await? {
+            let outcome = if crate::services::applies(res) {
+                let svc = &ctx.state.services;
+                svc.delete(
+                    &ctx.state.store,
+                    &key,
+                    &current.object,
+                    current.mod_revision,
+                )
+                .await?
+            } else {
+                ctx.state.store.delete(&key, current.mod_revision).await?
+            };
+            match outcome {
                 WriteOutcome::Written(rev) => {
                     meta::set(&mut obj, "resourceVersion", json!(rev.to_string()));
                     tracing::debug!(resource = res.plural, namespace = %ctx.req.namespace, name, user = %ctx.user.name, "deleted");

@@ -74,10 +74,21 @@ pub async fn create(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
             }
         }
         let name = meta::name(&obj).to_string();
+        let outcome = if crate::services::applies(res) {
+            // Services get their cluster IP and node ports in the same transaction.
+            let key = ctx.key(&name);
+            let svc = &ctx.state.services;
+            svc.write(&ctx.state.store, &key, None, &mut obj, dry_run)
+                .await?
+        } else if dry_run {
+            WriteOutcome::Written(0)
+        } else {
+            ctx.state.store.create(&ctx.key(&name), &obj).await?
+        };
         if dry_run {
             return Ok(respond_object(ctx, StatusCode::CREATED, to_wire(res, obj)));
         }
-        match ctx.state.store.create(&ctx.key(&name), &obj).await? {
+        match outcome {
             WriteOutcome::Written(rev) => {
                 meta::set(&mut obj, "resourceVersion", json!(rev.to_string()));
                 tracing::debug!(resource = res.plural, namespace = %ctx.req.namespace, name = %name, user = %ctx.user.name, "created");
@@ -122,6 +133,9 @@ pub(super) async fn store_update(
     ctx.admit(Operation::Update, name, Some(&current.object), &mut new)
         .await?;
     strategy::prepare_update(res, &current.object, &mut new, sub)?;
+    if crate::services::applies(res) {
+        crate::services::prepare_update(&current.object, &mut new)?;
+    }
     if let Some(manager) = manager {
         let managed = super::apply::managed_for_update(ctx, &current.object, &new, sub, manager);
         managedfields::set_managed_fields(&mut new, managed);
@@ -136,7 +150,19 @@ pub(super) async fn store_update(
         if dry_run {
             return Ok(Some(new));
         }
-        return match ctx.state.store.delete(&key, current.mod_revision).await? {
+        let outcome = if crate::services::applies(res) {
+            let svc = &ctx.state.services;
+            svc.delete(
+                &ctx.state.store,
+                &key,
+                &current.object,
+                current.mod_revision,
+            )
+            .await?
+        } else {
+            ctx.state.store.delete(&key, current.mod_revision).await?
+        };
+        return match outcome {
             WriteOutcome::Written(rev) => {
                 meta::set(&mut new, "resourceVersion", json!(rev.to_string()));
                 Ok(Some(new))
@@ -159,12 +185,18 @@ pub(super) async fn store_update(
         );
         return Ok(Some(new));
     }
-    match ctx
-        .state
-        .store
-        .update(&key, &new, current.mod_revision)
-        .await?
-    {
+    let outcome = if crate::services::applies(res) {
+        let svc = &ctx.state.services;
+        let old = Some((&current.object, current.mod_revision));
+        svc.write(&ctx.state.store, &key, old, &mut new, false)
+            .await?
+    } else {
+        ctx.state
+            .store
+            .update(&key, &new, current.mod_revision)
+            .await?
+    };
+    match outcome {
         WriteOutcome::Written(rev) => {
             meta::set(&mut new, "resourceVersion", json!(rev.to_string()));
             Ok(Some(new))

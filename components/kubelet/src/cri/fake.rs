@@ -60,10 +60,7 @@ fn not_found(op: &'static str, what: &str) -> Error {
     Error::cri(op, tonic::Status::not_found(format!("{what} not found")))
 }
 
-fn labels_match(
-    selector: &HashMap<String, String>,
-    labels: &HashMap<String, String>,
-) -> bool {
+fn labels_match(selector: &HashMap<String, String>, labels: &HashMap<String, String>) -> bool {
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
@@ -452,7 +449,9 @@ impl Runtime for FakeRuntime {
         if fails {
             return Err(Error::cri(
                 "start container",
-                tonic::Status::unknown("failed to create containerd task: exec: \"nope\": executable file not found in $PATH"),
+                tonic::Status::unknown(
+                    "failed to create containerd task: exec: \"nope\": executable file not found in $PATH",
+                ),
             ));
         }
         Ok(())

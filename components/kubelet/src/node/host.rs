@@ -191,7 +191,9 @@ pub fn default_node_ip() -> Result<IpAddr> {
         return Ok(*ip);
     }
     addrs.first().map(|(_, ip)| *ip).ok_or_else(|| {
-        Error::Host("no non-loopback IPv4 address found; give the node's address with --node-ip".into())
+        Error::Host(
+            "no non-loopback IPv4 address found; give the node's address with --node-ip".into(),
+        )
     })
 }
 
@@ -201,8 +203,10 @@ mod tests {
 
     #[test]
     fn meminfo_is_read_in_bytes() {
-        let m = memory_from("MemTotal:       24682416 kB\nMemFree:  1 kB\nMemAvailable:   24080864 kB\n")
-            .expect("parse");
+        let m = memory_from(
+            "MemTotal:       24682416 kB\nMemFree:  1 kB\nMemAvailable:   24080864 kB\n",
+        )
+        .expect("parse");
         assert_eq!(m.total, 24_682_416 * 1024);
         assert_eq!(m.available, 24_080_864 * 1024);
         assert!(memory_from("MemFree: 1 kB\n").is_none());
@@ -211,7 +215,9 @@ mod tests {
     #[test]
     fn os_release_pretty_name() {
         assert_eq!(
-            os_image_from("NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n"),
+            os_image_from(
+                "NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n"
+            ),
             "Debian GNU/Linux 12 (bookworm)"
         );
         assert_eq!(os_image_from(""), "Linux");

@@ -85,12 +85,18 @@ impl LeaseKeeper {
                     spec.holder_identity = Some(self.node.clone());
                     spec.lease_duration_seconds = Some(self.duration_seconds);
                     spec.renew_time = Some(MicroTime(now));
-                    if l.metadata.owner_references.as_ref().is_none_or(Vec::is_empty)
+                    if l.metadata
+                        .owner_references
+                        .as_ref()
+                        .is_none_or(Vec::is_empty)
                         && !node_uid.is_empty()
                     {
-                        l.metadata.owner_references = self.fresh(node_uid, now).metadata.owner_references;
+                        l.metadata.owner_references =
+                            self.fresh(node_uid, now).metadata.owner_references;
                     }
-                    self.api.replace(&self.node, &PostParams::default(), &l).await
+                    self.api
+                        .replace(&self.node, &PostParams::default(), &l)
+                        .await
                 }
             };
             match result {

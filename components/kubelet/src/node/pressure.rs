@@ -68,8 +68,8 @@ pub fn parse_thresholds(spec: &str) -> Result<Vec<Threshold>, String> {
         let (signal, amount) = part
             .split_once('<')
             .ok_or_else(|| format!("{part:?}: expected signal<amount"))?;
-        let signal =
-            Signal::parse(signal.trim()).ok_or_else(|| format!("unknown eviction signal {signal:?}"))?;
+        let signal = Signal::parse(signal.trim())
+            .ok_or_else(|| format!("unknown eviction signal {signal:?}"))?;
         let amount = amount.trim();
         let amount = if let Some(p) = amount.strip_suffix('%') {
             let v: f64 = p
@@ -256,7 +256,10 @@ mod tests {
             ..Pressure::default()
         };
         assert!(tr.update(on, t0, period).memory);
-        let later = |s| t0.checked_add(jiff::SignedDuration::from_secs(s)).expect("ts");
+        let later = |s| {
+            t0.checked_add(jiff::SignedDuration::from_secs(s))
+                .expect("ts")
+        };
         assert!(tr.update(Pressure::default(), later(299), period).memory);
         assert!(!tr.update(Pressure::default(), later(300), period).memory);
     }

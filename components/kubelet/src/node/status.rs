@@ -67,7 +67,7 @@ pub struct Capacity {
 pub fn binary_quantity(bytes: u64) -> KQuantity {
     let mut v = bytes;
     let mut power = 0;
-    while power < 6 && v >= 1024 && v % 1024 == 0 {
+    while power < 6 && v >= 1024 && v.is_multiple_of(1024) {
         v /= 1024;
         power += 1;
     }
@@ -179,7 +179,12 @@ pub fn conditions(
         Some(m) => cond("Ready", false, "KubeletNotReady", m),
     };
     vec![
-        cond("MemoryPressure", pressure.memory, mem_reason, mem_msg.into()),
+        cond(
+            "MemoryPressure",
+            pressure.memory,
+            mem_reason,
+            mem_msg.into(),
+        ),
         cond("DiskPressure", pressure.disk, disk_reason, disk_msg.into()),
         cond("PIDPressure", pressure.pid, pid_reason, pid_msg.into()),
         ready,
@@ -193,7 +198,7 @@ pub fn images(list: &[crate::cri::api::Image]) -> Vec<ContainerImage> {
         .iter()
         .filter(|i| !i.repo_digests.is_empty() || !i.repo_tags.is_empty())
         .collect();
-    v.sort_by(|a, b| b.size.cmp(&a.size));
+    v.sort_by_key(|i| std::cmp::Reverse(i.size));
     v.into_iter()
         .take(MAX_IMAGES)
         .map(|i| ContainerImage {
@@ -266,12 +271,10 @@ mod tests {
     fn conditions_carry_kubernetes_reasons() {
         let c = conditions(&[], Pressure::default(), &[], t(100));
         let by = |k: &str| c.iter().find(|c| c.type_ == k).expect(k).clone();
-        assert_eq!(c.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(), [
-            "MemoryPressure",
-            "DiskPressure",
-            "PIDPressure",
-            "Ready"
-        ]);
+        assert_eq!(
+            c.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(),
+            ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]
+        );
         assert_eq!(by("Ready").reason.as_deref(), Some("KubeletReady"));
         assert_eq!(
             by("Ready").message.as_deref(),

@@ -138,8 +138,14 @@ mod tests {
         b.next(key, at(0), at(0));
         assert_eq!(b.get(key), Duration::from_secs(10));
         // Second crash at t=1: back off for 10 s from the crash.
-        assert_eq!(b.remaining(key, at(1), at(1)), Some(Duration::from_secs(10)));
-        assert_eq!(b.remaining(key, at(1), at(10)), Some(Duration::from_secs(1)));
+        assert_eq!(
+            b.remaining(key, at(1), at(1)),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            b.remaining(key, at(1), at(10)),
+            Some(Duration::from_secs(1))
+        );
         assert_eq!(b.remaining(key, at(1), at(11)), None);
         b.next(key, at(1), at(11));
         assert_eq!(b.get(key), Duration::from_secs(20));

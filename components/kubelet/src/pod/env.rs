@@ -145,12 +145,13 @@ fn resource_value(
     divisor: Option<&str>,
 ) -> Result<String, String> {
     let res = container.resources.clone().unwrap_or_default();
-    let get = |m: &Option<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
-               k: &str| {
-        m.as_ref()
-            .and_then(|m| m.get(k))
-            .and_then(|q| Quantity::parse(&q.0).ok())
-    };
+    let get =
+        |m: &Option<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+         k: &str| {
+            m.as_ref()
+                .and_then(|m| m.get(k))
+                .and_then(|q| Quantity::parse(&q.0).ok())
+        };
     let divisor = divisor
         .map(|d| Quantity::parse(d).map_err(|e| e.to_string()))
         .transpose()?
@@ -180,21 +181,35 @@ fn resource_value(
 
 /// The container's environment, in order; an error is the `CreateContainerConfigError`
 /// message.
-pub fn resolve(container: &Container, inputs: &EnvInputs<'_>) -> Result<Vec<(String, String)>, String> {
+pub fn resolve(
+    container: &Container,
+    inputs: &EnvInputs<'_>,
+) -> Result<Vec<(String, String)>, String> {
     let namespace = inputs.pod.metadata.namespace.clone().unwrap_or_default();
     let mut env: Vec<(String, String)> = Vec::new();
-    let set = |env: &mut Vec<(String, String)>, k: String, v: String| {
-        match env.iter_mut().find(|(n, _)| *n == k) {
-            Some(e) => e.1 = v,
-            None => env.push((k, v)),
-        }
+    let set = |env: &mut Vec<(String, String)>, k: String, v: String| match env
+        .iter_mut()
+        .find(|(n, _)| *n == k)
+    {
+        Some(e) => e.1 = v,
+        None => env.push((k, v)),
     };
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
         let (kind, name, optional, sources) = if let Some(r) = &from.config_map_ref {
-            ("configmap", &r.name, r.optional.unwrap_or(false), inputs.config_maps)
+            (
+                "configmap",
+                &r.name,
+                r.optional.unwrap_or(false),
+                inputs.config_maps,
+            )
         } else if let Some(r) = &from.secret_ref {
-            ("secret", &r.name, r.optional.unwrap_or(false), inputs.secrets)
+            (
+                "secret",
+                &r.name,
+                r.optional.unwrap_or(false),
+                inputs.secrets,
+            )
         } else {
             continue;
         };
@@ -242,7 +257,12 @@ pub fn resolve(container: &Container, inputs: &EnvInputs<'_>) -> Result<Vec<(Str
                             .ok_or_else(|| format!("container {n:?} not found"))?,
                         None => container.clone(),
                     };
-                    resource_value(inputs, &c, &r.resource, r.divisor.as_ref().map(|d| d.0.as_str()))?
+                    resource_value(
+                        inputs,
+                        &c,
+                        &r.resource,
+                        r.divisor.as_ref().map(|d| d.0.as_str()),
+                    )?
                 } else if let Some(r) = &vf.config_map_key_ref {
                     let optional = r.optional.unwrap_or(false);
                     match inputs.config_maps.get(r.name.as_str()).cloned().flatten() {
@@ -329,7 +349,11 @@ mod tests {
             .map(|(n, kv)| {
                 (
                     n.to_string(),
-                    Some(kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+                    Some(
+                        kv.iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect(),
+                    ),
                 )
             })
             .collect()
@@ -358,7 +382,10 @@ mod tests {
         assert_eq!(env["IP"], "10.244.0.5");
         assert_eq!(env["CPU"], "500");
         assert_eq!(env["MEM"], "64");
-        assert_eq!(env["REQ_CPU"], "1", "requests default to limits, rounded up");
+        assert_eq!(
+            env["REQ_CPU"], "1",
+            "requests default to limits, rounded up"
+        );
         assert_eq!(env["PW"], "hunter2");
         assert!(!env.contains_key("OPT"));
         assert_eq!(

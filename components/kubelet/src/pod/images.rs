@@ -17,7 +17,9 @@ fn valid_reference(s: &str) -> bool {
             return false;
         };
         if algo.is_empty()
-            || !algo.chars().all(|c| c.is_ascii_alphanumeric() || "+._-".contains(c))
+            || !algo
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+._-".contains(c))
             || hex.len() < 32
             || !hex.chars().all(|c| c.is_ascii_hexdigit())
         {
@@ -27,7 +29,10 @@ fn valid_reference(s: &str) -> bool {
     // The tag is after the last ':' that follows the last '/'.
     let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
     let (name, tag) = match name_tag[last_slash..].rfind(':') {
-        Some(i) => (&name_tag[..last_slash + i], Some(&name_tag[last_slash + i + 1..])),
+        Some(i) => (
+            &name_tag[..last_slash + i],
+            Some(&name_tag[last_slash + i + 1..]),
+        ),
         None => (name_tag, None),
     };
     if let Some(t) = tag {
@@ -35,7 +40,10 @@ fn valid_reference(s: &str) -> bool {
         let first_ok = chars
             .next()
             .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !first_ok || t.len() > 128 || !chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+        if !first_ok
+            || t.len() > 128
+            || !chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        {
             return false;
         }
     }
@@ -48,7 +56,9 @@ fn valid_reference(s: &str) -> bool {
             None => (host, None),
         };
         if h.is_empty()
-            || !h.chars().all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
+            || !h
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
             || port.is_some_and(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()))
         {
             return false;
@@ -57,7 +67,8 @@ fn valid_reference(s: &str) -> bool {
     !parts.is_empty()
         && parts.iter().all(|p| {
             !p.is_empty()
-                && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
                 && p.starts_with(|c: char| c.is_ascii_alphanumeric())
                 && p.ends_with(|c: char| c.is_ascii_alphanumeric())
         })
@@ -122,7 +133,10 @@ mod tests {
     #[test]
     fn default_tag_and_invalid_names() {
         assert_eq!(with_default_tag("busybox").as_deref(), Ok("busybox:latest"));
-        assert_eq!(with_default_tag("busybox:1.36").as_deref(), Ok("busybox:1.36"));
+        assert_eq!(
+            with_default_tag("busybox:1.36").as_deref(),
+            Ok("busybox:1.36")
+        );
         assert_eq!(
             with_default_tag("127.0.0.1:5000/kadm/busybox").as_deref(),
             Ok("127.0.0.1:5000/kadm/busybox:latest")

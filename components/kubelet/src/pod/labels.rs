@@ -71,7 +71,10 @@ pub fn container_annotations(
     restart_count: i32,
 ) -> HashMap<String, String> {
     let mut a = HashMap::from([
-        (CONTAINER_HASH.into(), format!("{:x}", container_hash(container))),
+        (
+            CONTAINER_HASH.into(),
+            format!("{:x}", container_hash(container)),
+        ),
         (CONTAINER_RESTART_COUNT.into(), restart_count.to_string()),
         (
             TERMINATION_MESSAGE_PATH.into(),

@@ -45,8 +45,9 @@ impl Qos {
     }
 }
 
-type ResourceMap =
-    Option<std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>;
+type ResourceMap = Option<
+    std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+>;
 
 fn quantity(m: &ResourceMap, k: &str) -> Option<Quantity> {
     m.as_ref()?.get(k).and_then(|q| Quantity::parse(&q.0).ok())
@@ -59,7 +60,12 @@ pub fn qos_class(pod: &Pod) -> Qos {
     };
     let mut any = false;
     let mut guaranteed = true;
-    for c in spec.init_containers.iter().flatten().chain(spec.containers.iter()) {
+    for c in spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+    {
         let r = c.resources.clone().unwrap_or_default();
         for k in ["cpu", "memory"] {
             let req = quantity(&r.requests, k).filter(|q| !q.is_zero());
@@ -164,7 +170,10 @@ pub fn parse_resolv_conf(content: &str) -> api::DnsConfig {
 /// The DNS config of the pod's sandbox by its dnsPolicy and dnsConfig.
 pub fn dns_config(pod: &Pod, settings: &PodSettings) -> api::DnsConfig {
     let spec = pod.spec.clone().unwrap_or_default();
-    let mut policy = spec.dns_policy.clone().unwrap_or_else(|| "ClusterFirst".into());
+    let mut policy = spec
+        .dns_policy
+        .clone()
+        .unwrap_or_else(|| "ClusterFirst".into());
     if policy == "ClusterFirst" && host_network(pod) {
         policy = "Default".into();
     }
@@ -195,7 +204,8 @@ pub fn dns_config(pod: &Pod, settings: &PodSettings) -> api::DnsConfig {
         dns.searches.extend(c.searches.unwrap_or_default());
         for o in c.options.unwrap_or_default() {
             let name = o.name.unwrap_or_default();
-            dns.options.retain(|x| x.split(':').next() != Some(name.as_str()));
+            dns.options
+                .retain(|x| x.split(':').next() != Some(name.as_str()));
             dns.options.push(match o.value {
                 Some(v) => format!("{name}:{v}"),
                 None => name,
@@ -300,7 +310,11 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, settings: &PodSettings) -> api::P
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
             attempt,
         }),
-        hostname: if host_network(pod) { String::new() } else { hostname(pod) },
+        hostname: if host_network(pod) {
+            String::new()
+        } else {
+            hostname(pod)
+        },
         log_directory: log_directory(pod, settings).display().to_string(),
         dns_config: Some(dns_config(pod, settings)),
         port_mappings,
@@ -361,7 +375,11 @@ pub fn oom_score_adj(pod: &Pod, container: &Container, memory_capacity: i64) -> 
 }
 
 /// Requests and limits as Linux cgroup values.
-pub fn linux_resources(pod: &Pod, container: &Container, memory_capacity: i64) -> api::LinuxContainerResources {
+pub fn linux_resources(
+    pod: &Pod,
+    container: &Container,
+    memory_capacity: i64,
+) -> api::LinuxContainerResources {
     let r = container.resources.clone().unwrap_or_default();
     let cpu_request = quantity(&r.requests, "cpu").map_or(0, |q| q.milli_value());
     let cpu_limit = quantity(&r.limits, "cpu").map_or(0, |q| q.milli_value());
@@ -372,7 +390,10 @@ pub fn linux_resources(pod: &Pod, container: &Container, memory_capacity: i64) -
         milli_cpu_to_shares(cpu_request)
     };
     let (cpu_period, cpu_quota) = if cpu_limit > 0 {
-        (QUOTA_PERIOD, (cpu_limit * QUOTA_PERIOD / 1000).max(MIN_QUOTA))
+        (
+            QUOTA_PERIOD,
+            (cpu_limit * QUOTA_PERIOD / 1000).max(MIN_QUOTA),
+        )
     } else {
         (0, 0)
     };
@@ -512,7 +533,9 @@ mod tests {
             cgroup_root: "/".into(),
             cluster_dns: vec!["10.96.0.10".parse().expect("ip")],
             cluster_domain: "cluster.local".into(),
-            host_dns: parse_resolv_conf("nameserver 192.0.2.53\nsearch example.org\noptions edns0\n"),
+            host_dns: parse_resolv_conf(
+                "nameserver 192.0.2.53\nsearch example.org\noptions edns0\n",
+            ),
             node_hostname: "node1".into(),
         }
     }
@@ -529,15 +552,24 @@ mod tests {
     fn qos_classes_and_cgroup_parents() {
         let be = pod(json!({"containers": [{"name": "c"}]}));
         assert_eq!(qos_class(&be), Qos::BestEffort);
-        assert_eq!(cgroup_parent(&be, &settings()), "/kubepods/besteffort/pod1234-5678");
-        let g = pod(json!({"containers": [{"name": "c", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}));
+        assert_eq!(
+            cgroup_parent(&be, &settings()),
+            "/kubepods/besteffort/pod1234-5678"
+        );
+        let g = pod(
+            json!({"containers": [{"name": "c", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}),
+        );
         assert_eq!(qos_class(&g), Qos::Guaranteed);
         assert_eq!(cgroup_parent(&g, &settings()), "/kubepods/pod1234-5678");
-        let b = pod(json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "100m"}}}]}));
+        let b =
+            pod(json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "100m"}}}]}));
         assert_eq!(qos_class(&b), Qos::Burstable);
         let mut s = settings();
         s.cgroup_driver = CgroupDriver::Systemd;
-        assert_eq!(cgroup_parent(&b, &s), "kubepods-burstable-pod1234_5678.slice");
+        assert_eq!(
+            cgroup_parent(&b, &s),
+            "kubepods-burstable-pod1234_5678.slice"
+        );
     }
 
     #[test]
@@ -564,24 +596,62 @@ mod tests {
             "dnsConfig": {"options": [{"name": "ndots", "value": "2"}]}}));
         let s = sandbox_config(&p, 1, &settings());
         let m = s.metadata.expect("metadata");
-        assert_eq!((m.name.as_str(), m.namespace.as_str(), m.uid.as_str(), m.attempt), ("web", "ns", "1234-5678", 1));
+        assert_eq!(
+            (
+                m.name.as_str(),
+                m.namespace.as_str(),
+                m.uid.as_str(),
+                m.attempt
+            ),
+            ("web", "ns", "1234-5678", 1)
+        );
         assert_eq!(s.hostname, "web");
         assert_eq!(s.log_directory, "/var/log/pods/ns_web_1234-5678");
         assert_eq!(s.port_mappings.len(), 1);
-        assert_eq!((s.port_mappings[0].container_port, s.port_mappings[0].host_port), (80, 8080));
+        assert_eq!(
+            (
+                s.port_mappings[0].container_port,
+                s.port_mappings[0].host_port
+            ),
+            (80, 8080)
+        );
         let dns = s.dns_config.expect("dns");
         assert_eq!(dns.servers, ["10.96.0.10"]);
-        assert_eq!(dns.searches, ["ns.svc.cluster.local", "svc.cluster.local", "cluster.local", "example.org"]);
+        assert_eq!(
+            dns.searches,
+            [
+                "ns.svc.cluster.local",
+                "svc.cluster.local",
+                "cluster.local",
+                "example.org"
+            ]
+        );
         assert_eq!(dns.options, ["ndots:2"]);
-        let ns = s.linux.expect("linux").security_context.expect("sc").namespace_options.expect("ns");
+        let ns = s
+            .linux
+            .expect("linux")
+            .security_context
+            .expect("sc")
+            .namespace_options
+            .expect("ns");
         assert_eq!(ns.network, api::NamespaceMode::Pod as i32);
         assert_eq!(ns.pid, api::NamespaceMode::Container as i32);
 
         let hn = pod(json!({"hostNetwork": true, "containers": [{"name": "c"}]}));
         let s = sandbox_config(&hn, 0, &settings());
         assert_eq!(s.hostname, "", "the node's UTS namespace keeps its name");
-        assert_eq!(s.dns_config.expect("dns").servers, ["192.0.2.53"], "hostNetwork ClusterFirst is Default");
-        let ns = s.linux.expect("linux").security_context.expect("sc").namespace_options.expect("ns");
+        assert_eq!(
+            s.dns_config.expect("dns").servers,
+            ["192.0.2.53"],
+            "hostNetwork ClusterFirst is Default"
+        );
+        let ns = s
+            .linux
+            .expect("linux")
+            .security_context
+            .expect("sc")
+            .namespace_options
+            .expect("ns");
         assert_eq!(ns.network, api::NamespaceMode::Node as i32);
     }
 
@@ -591,18 +661,31 @@ mod tests {
             "command": ["sh", "-c"], "args": ["echo $(GREETING)"], "workingDir": "/tmp",
             "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"add": ["NET_ADMIN"]}}}]}));
         let c = &p.spec.as_ref().expect("spec").containers[0];
-        let cfg = container_config(&p, c, 2, "sha256:abc", &[("GREETING".into(), "hi".into())], 1 << 30);
+        let cfg = container_config(
+            &p,
+            c,
+            2,
+            "sha256:abc",
+            &[("GREETING".into(), "hi".into())],
+            1 << 30,
+        );
         assert_eq!(cfg.metadata.as_ref().expect("meta").attempt, 2);
         assert_eq!(cfg.log_path, "c/2.log");
         assert_eq!(cfg.command, ["sh", "-c"]);
         assert_eq!(cfg.args, ["echo hi"]);
         assert_eq!(cfg.working_dir, "/tmp");
         let img = cfg.image.expect("image");
-        assert_eq!((img.image.as_str(), img.user_specified_image.as_str()), ("sha256:abc", "busybox"));
+        assert_eq!(
+            (img.image.as_str(), img.user_specified_image.as_str()),
+            ("sha256:abc", "busybox")
+        );
         assert_eq!(cfg.labels[labels::CONTAINER_NAME], "c");
         let sc = cfg.linux.expect("linux").security_context.expect("sc");
         assert!(sc.no_new_privs);
-        assert_eq!(sc.capabilities.expect("caps").add_capabilities, ["NET_ADMIN"]);
+        assert_eq!(
+            sc.capabilities.expect("caps").add_capabilities,
+            ["NET_ADMIN"]
+        );
         assert!(sc.masked_paths.contains(&"/proc/kcore".to_string()));
     }
 }

@@ -52,7 +52,8 @@ pub struct PodRuntimeState {
 impl PodRuntimeState {
     /// Reads the pod's sandboxes and containers from the runtime.
     pub async fn gather<R: Runtime>(runtime: &R, uid: &str) -> Result<Self> {
-        let selector = std::collections::HashMap::from([(labels::POD_UID.to_string(), uid.to_string())]);
+        let selector =
+            std::collections::HashMap::from([(labels::POD_UID.to_string(), uid.to_string())]);
         let sandboxes = runtime
             .list_pod_sandboxes(Some(api::PodSandboxFilter {
                 label_selector: selector.clone(),
@@ -85,7 +86,8 @@ impl PodRuntimeState {
                 ips,
             });
         }
-        out.sandboxes.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        out.sandboxes
+            .sort_by_key(|s| std::cmp::Reverse(s.created_at));
 
         let containers = runtime
             .list_containers(Some(api::ContainerFilter {

@@ -140,7 +140,11 @@ fn container_status(
     };
     ContainerStatus {
         name: spec.name.clone(),
-        image: if c.image.is_empty() { spec_image } else { c.image.clone() },
+        image: if c.image.is_empty() {
+            spec_image
+        } else {
+            c.image.clone()
+        },
         image_id: c.image_ref.clone(),
         container_id: Some(format!("{}://{}", inputs.runtime_name, c.id)),
         state: Some(state),
@@ -205,7 +209,10 @@ pub fn phase(
     }
     if pending_init > 0 || failed_init > 0 || waiting > 0 {
         if terminal && running == 0 {
-            return if stopped > 0 && stopped == succeeded && pending_init + failed_init + waiting == 0 {
+            return if stopped > 0
+                && stopped == succeeded
+                && pending_init + failed_init + waiting == 0
+            {
                 "Succeeded"
             } else {
                 "Failed"
@@ -218,7 +225,11 @@ pub fn phase(
     }
     if stopped > 0 {
         if terminal {
-            return if stopped == succeeded { "Succeeded" } else { "Failed" };
+            return if stopped == succeeded {
+                "Succeeded"
+            } else {
+                "Failed"
+            };
         }
         if restart_policy == "Always" {
             return "Running";
@@ -244,7 +255,11 @@ pub fn compute(pod: &Pod, inputs: &StatusInputs<'_>) -> PodStatus {
     let spec = pod.spec.clone().unwrap_or_default();
     let old = pod.status.clone().unwrap_or_default();
     let has_init = spec.init_containers.as_ref().is_some_and(|v| !v.is_empty());
-    let default_waiting = if has_init { "PodInitializing" } else { "ContainerCreating" };
+    let default_waiting = if has_init {
+        "PodInitializing"
+    } else {
+        "ContainerCreating"
+    };
     let init: Vec<ContainerStatus> = spec
         .init_containers
         .iter()
@@ -256,7 +271,10 @@ pub fn compute(pod: &Pod, inputs: &StatusInputs<'_>) -> PodStatus {
         .iter()
         .map(|c| container_status(c, inputs, default_waiting, false))
         .collect();
-    let restart_policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+    let restart_policy = spec
+        .restart_policy
+        .clone()
+        .unwrap_or_else(|| "Always".into());
     let old_phase = old.phase.clone().unwrap_or_default();
     let phase = if matches!(old_phase.as_str(), "Succeeded" | "Failed") {
         old_phase
@@ -294,25 +312,38 @@ pub fn compute(pod: &Pod, inputs: &StatusInputs<'_>) -> PodStatus {
             observed_generation: None,
         }
     };
-    let sandbox_ready = sandbox.is_some_and(|s| s.ready && (host_network(pod) || !s.ips.is_empty()));
+    let sandbox_ready =
+        sandbox.is_some_and(|s| s.ready && (host_network(pod) || !s.ips.is_empty()));
     let any_app_started = app.iter().any(|s| s.container_id.is_some());
     let incomplete: Vec<String> = init
         .iter()
-        .filter(|s| !terminated_of(s).is_some_and(|t| t.exit_code == 0))
+        .filter(|s| terminated_of(s).is_none_or(|t| t.exit_code != 0))
         .map(|s| s.name.clone())
         .collect();
     let completed = phase == "Succeeded";
     let initialized = if incomplete.is_empty() || any_app_started {
-        cond("Initialized", true, completed.then_some("PodCompleted"), None)
+        cond(
+            "Initialized",
+            true,
+            completed.then_some("PodCompleted"),
+            None,
+        )
     } else {
         cond(
             "Initialized",
             false,
             Some("ContainersNotInitialized"),
-            Some(format!("containers with incomplete status: {}", names(&incomplete))),
+            Some(format!(
+                "containers with incomplete status: {}",
+                names(&incomplete)
+            )),
         )
     };
-    let unready: Vec<String> = app.iter().filter(|s| !s.ready).map(|s| s.name.clone()).collect();
+    let unready: Vec<String> = app
+        .iter()
+        .filter(|s| !s.ready)
+        .map(|s| s.name.clone())
+        .collect();
     let (ready, reason, message) = match phase.as_str() {
         "Succeeded" => (false, Some("PodCompleted"), None),
         "Failed" => (false, Some("PodFailed"), None),
@@ -320,7 +351,10 @@ pub fn compute(pod: &Pod, inputs: &StatusInputs<'_>) -> PodStatus {
         _ => (
             false,
             Some("ContainersNotReady"),
-            Some(format!("containers with unready status: {}", names(&unready))),
+            Some(format!(
+                "containers with unready status: {}",
+                names(&unready)
+            )),
         ),
     };
     let mut conditions: Vec<PodCondition> = vec![
@@ -331,7 +365,9 @@ pub fn compute(pod: &Pod, inputs: &StatusInputs<'_>) -> PodStatus {
         cond("PodScheduled", true, None, None),
     ];
     // PodScheduled keeps the scheduler's transition time.
-    if let Some(s) = old_conditions.iter().find(|c| c.type_ == "PodScheduled" && c.status == "True")
+    if let Some(s) = old_conditions
+        .iter()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "True")
         && let Some(c) = conditions.iter_mut().find(|c| c.type_ == "PodScheduled")
     {
         c.last_transition_time = s.last_transition_time.clone();
@@ -349,7 +385,8 @@ pub fn compute(pod: &Pod, inputs: &StatusInputs<'_>) -> PodStatus {
         host_ip: host_ip.clone(),
         host_ips: host_ip.map(|ip| vec![HostIP { ip }]),
         pod_ip: pod_ips.first().cloned(),
-        pod_ips: (!pod_ips.is_empty()).then(|| pod_ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
+        pod_ips: (!pod_ips.is_empty())
+            .then(|| pod_ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
         start_time: old.start_time.clone().or(Some(Time(inputs.now))),
         qos_class: Some(qos_class(pod).as_str().to_string()),
         init_container_statuses: has_init.then_some(init),
@@ -357,11 +394,6 @@ pub fn compute(pod: &Pod, inputs: &StatusInputs<'_>) -> PodStatus {
         nominated_node_name: old.nominated_node_name.clone(),
         ..PodStatus::default()
     }
-}
-
-/// Whether two statuses differ in anything but condition timestamps' precision.
-pub fn same(a: &PodStatus, b: &PodStatus) -> bool {
-    a == b
 }
 
 /// A pod's container names by kind, for messages.

@@ -23,10 +23,10 @@ use kube::api::Api;
 use super::backoff::{Backoff, go_duration};
 use super::env::{self, EnvInputs, Sources};
 use super::images::{self, PullDecision};
+use super::labels;
 use super::spec::{self, PodSettings, host_network};
 use super::state::{ContainerState, PodRuntimeState};
 use super::status::{self, StatusInputs, Waiting};
-use super::labels;
 use crate::clock::Clock;
 use crate::cri::{Runtime, api};
 use crate::error::{Error, Result};
@@ -60,9 +60,9 @@ impl ObjectSource {
                     d
                 }))
             }
-            ObjectSource::Fixed { config_maps, .. } => {
-                Ok(config_maps.get(&(ns.to_string(), name.to_string())).cloned())
-            }
+            ObjectSource::Fixed { config_maps, .. } => Ok(config_maps
+                .get(&(ns.to_string(), name.to_string()))
+                .cloned()),
         }
     }
 
@@ -141,7 +141,11 @@ fn field_path(init: bool, name: &str) -> Option<String> {
 pub fn grace_period(pod: &Pod) -> i64 {
     pod.metadata
         .deletion_grace_period_seconds
-        .or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+        .or_else(|| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+        })
         .unwrap_or(30)
         .max(0)
 }
@@ -190,7 +194,10 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
             objects,
             runtime_name: "containerd".into(),
             crash_backoff: Mutex::new(Backoff::new(crash_backoff.0, crash_backoff.1)),
-            image_backoff: Mutex::new(Backoff::new(Duration::from_secs(10), Duration::from_secs(300))),
+            image_backoff: Mutex::new(Backoff::new(
+                Duration::from_secs(10),
+                Duration::from_secs(300),
+            )),
             pulls: tokio::sync::Semaphore::new(1),
             pull_errors: Mutex::default(),
         }
@@ -206,8 +213,18 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
         lock(&self.image_backoff).gc(now);
     }
 
-    fn event(&self, pod: &Pod, init: Option<(bool, &str)>, kind: EventType, reason: &str, message: String) {
+    fn event(
+        &self,
+        pod: &Pod,
+        init: Option<(bool, &str)>,
+        kind: EventType,
+        reason: &str,
+        message: String,
+    ) {
         let path = init.and_then(|(i, n)| field_path(i, n));
+        if kind == EventType::Warning {
+            tracing::info!(pod = %format_pod(pod), container = ?init.map(|(_, n)| n), reason, %message, "pod event");
+        }
         self.recorder.pod_event(pod, path, kind, reason, message);
     }
 
@@ -216,8 +233,15 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let mut state = PodRuntimeState::gather(self.runtime.as_ref(), &uid).await?;
         let spec_ = pod.spec.clone().unwrap_or_default();
-        let policy = spec_.restart_policy.clone().unwrap_or_else(|| "Always".into());
-        let old_phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+        let policy = spec_
+            .restart_policy
+            .clone()
+            .unwrap_or_else(|| "Always".into());
+        let old_phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
         let mut pass = Pass::default();
 
         if pod.metadata.deletion_timestamp.is_some() {
@@ -260,7 +284,9 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
                     removed: false,
                 });
             }
-            if !host_network(pod) && let Some(err) = &node.network_error {
+            if !host_network(pod)
+                && let Some(err) = &node.network_error
+            {
                 self.event(
                     pod,
                     None,
@@ -319,7 +345,10 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
 
         // Init containers, in order.
         let init = spec_.init_containers.clone().unwrap_or_default();
-        let app_started = spec_.containers.iter().any(|c| state.latest(&c.name).is_some());
+        let app_started = spec_
+            .containers
+            .iter()
+            .any(|c| state.latest(&c.name).is_some());
         if !app_started && !init.is_empty() {
             match next_init(&init, &state) {
                 InitStep::Wait => {}
@@ -371,7 +400,14 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
         })
     }
 
-    fn status(&self, pod: &Pod, state: &PodRuntimeState, pass: &Pass, node: &NodeView, terminal: bool) -> PodStatus {
+    fn status(
+        &self,
+        pod: &Pod,
+        state: &PodRuntimeState,
+        pass: &Pass,
+        node: &NodeView,
+        terminal: bool,
+    ) -> PodStatus {
         status::compute(
             pod,
             &StatusInputs {
@@ -408,14 +444,22 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
                             "Killing",
                             format!("Container {} definition changed, will be restarted", c.name),
                         );
-                        self.runtime.stop_container(&s.id, grace_period(pod)).await?;
-                        let fresh = PodRuntimeState::gather(self.runtime.as_ref(), pod.metadata.uid.as_deref().unwrap_or_default()).await?;
-                        self.start_container(pod, c, false, &fresh, sandbox, node, pass).await?;
+                        self.runtime
+                            .stop_container(&s.id, grace_period(pod))
+                            .await?;
+                        let fresh = PodRuntimeState::gather(
+                            self.runtime.as_ref(),
+                            pod.metadata.uid.as_deref().unwrap_or_default(),
+                        )
+                        .await?;
+                        self.start_container(pod, c, false, &fresh, sandbox, node, pass)
+                            .await?;
                     }
                 }
                 Some(s) if !should_restart(policy, s) => {}
                 _ => {
-                    self.start_container(pod, c, false, state, sandbox, node, pass).await?;
+                    self.start_container(pod, c, false, state, sandbox, node, pass)
+                        .await?;
                 }
             }
         }
@@ -490,13 +534,28 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
         let image = match images::with_default_tag(&spec_image) {
             Ok(i) => i,
             Err(msg) => {
-                self.event(pod, Some((init, &c.name)), EventType::Warning, "InspectFailed", msg.clone());
-                self.event(pod, Some((init, &c.name)), EventType::Warning, "Failed", "Error: InvalidImageName".into());
+                self.event(
+                    pod,
+                    Some((init, &c.name)),
+                    EventType::Warning,
+                    "InspectFailed",
+                    msg.clone(),
+                );
+                self.event(
+                    pod,
+                    Some((init, &c.name)),
+                    EventType::Warning,
+                    "Failed",
+                    "Error: InvalidImageName".into(),
+                );
                 wait(pass, "InvalidImageName", msg);
                 return Ok(());
             }
         };
-        let image_ref = match self.ensure_image(pod, c, init, &image, &spec_image, pass).await? {
+        let image_ref = match self
+            .ensure_image(pod, c, init, &image, &spec_image, pass)
+            .await?
+        {
             Some(r) => r,
             None => return Ok(()),
         };
@@ -515,7 +574,11 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
             secrets.insert(n, v);
         }
         let host_ips: Vec<String> = node.ip.iter().map(|i| i.to_string()).collect();
-        let pod_ips = if host_network(pod) { host_ips.clone() } else { sandbox.ips.clone() };
+        let pod_ips = if host_network(pod) {
+            host_ips.clone()
+        } else {
+            sandbox.ips.clone()
+        };
         let env = match env::resolve(
             c,
             &EnvInputs {
@@ -530,7 +593,13 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
         ) {
             Ok(e) => e,
             Err(msg) => {
-                self.event(pod, Some((init, &c.name)), EventType::Warning, "Failed", format!("Error: {msg}"));
+                self.event(
+                    pod,
+                    Some((init, &c.name)),
+                    EventType::Warning,
+                    "Failed",
+                    format!("Error: {msg}"),
+                );
                 wait(pass, "CreateContainerConfigError", msg);
                 pass.retry_in(Duration::from_secs(10));
                 return Ok(());
@@ -538,30 +607,65 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
         };
 
         let sandbox_config = spec::sandbox_config(pod, sandbox.attempt, &self.settings);
-        let config = spec::container_config(pod, c, restart_count, &image_ref, &env, node.memory_capacity);
+        let config = spec::container_config(
+            pod,
+            c,
+            restart_count,
+            &image_ref,
+            &env,
+            node.memory_capacity,
+        );
         let log_dir = std::path::Path::new(&sandbox_config.log_directory).join(&c.name);
         if let Err(e) = std::fs::create_dir_all(&log_dir) {
             tracing::warn!(dir = %log_dir.display(), error = %e, "cannot create the container log directory");
         }
-        let id = match self.runtime.create_container(&sandbox.id, config, sandbox_config).await {
+        let id = match self
+            .runtime
+            .create_container(&sandbox.id, config, sandbox_config)
+            .await
+        {
             Ok(id) => id,
             Err(e) => {
                 let msg = e.to_string();
-                self.event(pod, Some((init, &c.name)), EventType::Warning, "Failed", format!("Error: {msg}"));
+                self.event(
+                    pod,
+                    Some((init, &c.name)),
+                    EventType::Warning,
+                    "Failed",
+                    format!("Error: {msg}"),
+                );
                 wait(pass, "CreateContainerError", msg);
                 pass.retry_in(Duration::from_secs(10));
                 return Ok(());
             }
         };
-        self.event(pod, Some((init, &c.name)), EventType::Normal, "Created", format!("Created container: {}", c.name));
+        self.event(
+            pod,
+            Some((init, &c.name)),
+            EventType::Normal,
+            "Created",
+            format!("Created container: {}", c.name),
+        );
         if let Err(e) = self.runtime.start_container(&id).await {
             let msg = e.to_string();
-            self.event(pod, Some((init, &c.name)), EventType::Warning, "Failed", format!("Error: {msg}"));
+            self.event(
+                pod,
+                Some((init, &c.name)),
+                EventType::Warning,
+                "Failed",
+                format!("Error: {msg}"),
+            );
             wait(pass, "RunContainerError", msg);
             pass.retry_in(Duration::from_secs(1));
             return Ok(());
         }
-        self.event(pod, Some((init, &c.name)), EventType::Normal, "Started", format!("Started container {}", c.name));
+        self.event(
+            pod,
+            Some((init, &c.name)),
+            EventType::Normal,
+            "Started",
+            format!("Started container {}", c.name),
+        );
         self.prune_dead(state, &c.name).await;
         Ok(())
     }
@@ -613,9 +717,23 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
                 Ok(present.map(|i| i.id))
             }
             PullDecision::NeverPull => {
-                let msg = format!("Container image {spec_image:?} is not present with pull policy of Never");
-                self.event(pod, at, EventType::Warning, "ErrImageNeverPull", msg.clone());
-                self.event(pod, at, EventType::Warning, "Failed", "Error: ErrImageNeverPull".into());
+                let msg = format!(
+                    "Container image {spec_image:?} is not present with pull policy of Never"
+                );
+                self.event(
+                    pod,
+                    at,
+                    EventType::Warning,
+                    "ErrImageNeverPull",
+                    msg.clone(),
+                );
+                self.event(
+                    pod,
+                    at,
+                    EventType::Warning,
+                    "Failed",
+                    "Error: ErrImageNeverPull".into(),
+                );
                 pass.waiting.insert(
                     c.name.clone(),
                     Waiting {
@@ -631,25 +749,52 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
                 let now = self.clock.now();
                 let remaining = lock(&self.image_backoff).remaining_since_update(&key, now);
                 if let Some(rem) = remaining {
-                    let last = lock(&self.pull_errors).get(&key).cloned().unwrap_or_default();
-                    self.event(pod, at, EventType::Normal, "BackOff", format!("Back-off pulling image {spec_image:?}"));
-                    self.event(pod, at, EventType::Warning, "Failed", "Error: ImagePullBackOff".into());
+                    let last = lock(&self.pull_errors)
+                        .get(&key)
+                        .cloned()
+                        .unwrap_or_default();
+                    self.event(
+                        pod,
+                        at,
+                        EventType::Normal,
+                        "BackOff",
+                        format!("Back-off pulling image {spec_image:?}"),
+                    );
+                    self.event(
+                        pod,
+                        at,
+                        EventType::Warning,
+                        "Failed",
+                        "Error: ImagePullBackOff".into(),
+                    );
                     pass.waiting.insert(
                         c.name.clone(),
                         Waiting {
                             reason: "ImagePullBackOff".into(),
-                            message: format!("Back-off pulling image {spec_image:?}: ErrImagePull: {last}"),
+                            message: format!(
+                                "Back-off pulling image {spec_image:?}: ErrImagePull: {last}"
+                            ),
                         },
                     );
                     pass.retry_in(rem);
                     return Ok(None);
                 }
-                self.event(pod, at, EventType::Normal, "Pulling", format!("Pulling image {spec_image:?}"));
+                self.event(
+                    pod,
+                    at,
+                    EventType::Normal,
+                    "Pulling",
+                    format!("Pulling image {spec_image:?}"),
+                );
                 let waited_from = std::time::Instant::now();
                 let _permit = self.pulls.acquire().await;
                 let started = std::time::Instant::now();
                 let sandbox_config = None;
-                match self.runtime.pull_image(spec_.clone(), None, sandbox_config).await {
+                match self
+                    .runtime
+                    .pull_image(spec_.clone(), None, sandbox_config)
+                    .await
+                {
                     Ok(r) => {
                         lock(&self.image_backoff).reset(&key);
                         lock(&self.pull_errors).remove(&key);
@@ -680,8 +825,20 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
                         };
                         lock(&self.image_backoff).next(&key, now, now);
                         lock(&self.pull_errors).insert(key, msg.clone());
-                        self.event(pod, at, EventType::Warning, "Failed", format!("Failed to pull image {spec_image:?}: {msg}"));
-                        self.event(pod, at, EventType::Warning, "Failed", "Error: ErrImagePull".into());
+                        self.event(
+                            pod,
+                            at,
+                            EventType::Warning,
+                            "Failed",
+                            format!("Failed to pull image {spec_image:?}: {msg}"),
+                        );
+                        self.event(
+                            pod,
+                            at,
+                            EventType::Warning,
+                            "Failed",
+                            "Error: ErrImagePull".into(),
+                        );
                         pass.waiting.insert(
                             c.name.clone(),
                             Waiting {
