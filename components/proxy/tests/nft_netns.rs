@@ -226,18 +226,27 @@ fn cluster_ip_answers_from_both_backends_and_empty_service_is_refused() -> Resul
         )?;
         Ok(out.stdout)
     };
-    client.run(
-        "sh",
-        &[
-            "-c",
-            "echo hi | timeout 3 busybox nc -u -w 1 10.96.0.53 53 || true",
-        ],
-    )?;
+    // The pods drop the datagram silently: an ICMP port-unreachable would make the kernel
+    // discard the unreplied entry by itself.
+    for pod in [&pod_a, &pod_b] {
+        let sink = "table ip sink {\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n\t\tudp dport 5353 drop\n\t}\n}\n";
+        let out = pod
+            .exec()
+            .run("nft", &["-f".to_owned(), "-".to_owned()], Some(sink))?;
+        assert!(out.success, "{}", out.stderr);
+    }
+    client.run("bash", &["-c", "echo hi > /dev/udp/10.96.0.53/53"])?;
     let listed = udp_entries()?;
     let chosen = ["10.244.1.2", "10.244.2.2"]
         .into_iter()
         .find(|ip| listed.contains(&format!("src={ip} ")))
-        .with_context(|| format!("no conntrack entry for the UDP Service: {listed:?}"))?;
+        .with_context(|| {
+            let all = node
+                .exec()
+                .run("conntrack", &["-L".to_owned()], None)
+                .map(|o| format!("{} {}", o.stdout, o.stderr));
+            format!("no conntrack entry for the UDP Service: {listed:?}; all: {all:?}")
+        })?;
     let remaining: Vec<Ep<'_>> = eps.iter().copied().filter(|e| e.0 != chosen).collect();
     let o = syncer.sync(&build_snapshot(
         &svcs,
