@@ -15,7 +15,7 @@ BUILD_PACKAGES := protobuf-compiler build-essential pkg-config
 # Packages the tests need (openssl is used to cross-check certificates).
 TEST_PACKAGES := openssl curl
 
-.PHONY: up test deps test-deps build build-debug lint unit down clean help bench-api bench-scheduler fuzz fuzz-long
+.PHONY: up test deps test-deps build build-debug lint unit down clean help bench-api bench-scheduler bench-proxy fuzz fuzz-long
 
 help:
 	@echo "make up     install what is missing, build, and start a local control plane (kadm init)"
@@ -23,6 +23,7 @@ help:
 	@echo "make down   kadm reset --yes"
 	@echo "make bench-api  the API benchmark (docs/benchmarks.md)"
 	@echo "make bench-scheduler  the scheduler benchmark on hollow nodes (docs/benchmarks.md)"
+	@echo "make bench-proxy  the kadm-proxy full-sync benchmark (docs/benchmarks.md)"
 	@echo "make fuzz   every fuzz target for FUZZ_SECONDS (20) each; make fuzz-long: 10 min each"
 
 ## deps: install missing Debian packages without letting distro services start
@@ -78,6 +79,11 @@ bench-api: test-deps
 bench-scheduler: test-deps
 	$(CARGO) build --release -p kadm-apiserver -p kadm-scheduler -p kadm-e2e --bins
 	$(RELEASE_DIR)/kadm-bench-scheduler $(BENCH_ARGS)
+
+## the kadm-proxy full-sync benchmark (docs/benchmarks.md): real nftables in a throw-away netns
+bench-proxy: test-deps
+	$(CARGO) build --release -p kadm-proxy --bin kadm-proxy-bench
+	$(RELEASE_DIR)/kadm-proxy-bench $(or $(BENCH_ARGS),1000 10)
 
 clean:
 	$(CARGO) clean
