@@ -27,8 +27,11 @@ fi
 all_targets=$(cargo +nightly fuzz list)
 targets=${FUZZ_TARGETS:-$all_targets}
 
-# One build for every target (16 codegen units: a cold build in about two minutes on two cores).
+# One build for every target (16 codegen units: a cold build in about two minutes on two cores),
+# then the binaries run directly: `cargo fuzz run` would re-check the build for each target.
 cargo +nightly fuzz build --sanitizer "$sanitizer" --codegen-units 16
+host=$(rustc +nightly -vV | sed -n 's/^host: //p')
+bin_dir="target/$host/release"
 
 dict_for() {
 	case "$1" in
@@ -41,12 +44,12 @@ dict_for() {
 
 summary=()
 for t in $targets; do
-	mkdir -p "corpus/$t" "seeds/$t"
+	mkdir -p "corpus/$t" "seeds/$t" "artifacts/$t"
 	dict=$(dict_for "$t")
 	log=$(mktemp)
 	echo "== fuzzing $t for ${seconds}s"
 	status=0
-	cargo +nightly fuzz run --sanitizer "$sanitizer" --codegen-units 16 "$t" "corpus/$t" "seeds/$t" -- \
+	"$bin_dir/$t" "corpus/$t" "seeds/$t" -artifact_prefix="artifacts/$t/" \
 		-max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
 		${dict:+-dict="$dict"} -print_final_stats=1 >"$log" 2>&1 || status=$?
 	runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
@@ -54,7 +57,7 @@ for t in $targets; do
 		tail -n 60 "$log"
 		rm -f "$log"
 		echo "fuzz target $t failed after $runs runs; the input is in fuzz/artifacts/$t/" >&2
-		echo "reproduce: cd fuzz && cargo +nightly fuzz run -s $sanitizer $t fuzz/artifacts/$t/<file>" >&2
+		echo "reproduce: cd fuzz && cargo +nightly fuzz run -s $sanitizer $t artifacts/$t/<file>" >&2
 		exit 1
 	fi
 	rm -f "$log"

@@ -4,7 +4,6 @@
 //! (exact `exceeded quota` messages, no overshoot under concurrent creates, releases
 //! recounted by the resourcequota controller) and NamespaceLifecycle.
 
-use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,8 +13,7 @@ use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::serde::de::DeserializeOwned;
 use kadm_e2e::TestCluster;
 use kadm_e2e::cluster::Options;
-use kadm_e2e::component::wait_for;
-use kadm_e2e::process::Process;
+use kadm_e2e::component::{Component, Kind, wait_for};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{Value, json};
 
@@ -54,57 +52,30 @@ async fn create_namespace(client: &kube::Client, name: &str) -> anyhow::Result<(
     Ok(())
 }
 
-/// kadm-controller-manager (built next to kadm-apiserver) running `controllers`; stopped
-/// on drop with the process fixture.
-async fn controller_manager(cluster: &TestCluster, controllers: &str) -> anyhow::Result<Process> {
+/// kadm-controller-manager (built next to kadm-apiserver) running `controllers`; killed on
+/// drop, its log printed if the test fails.
+async fn controller_manager(cluster: &TestCluster, controllers: &str) -> anyhow::Result<Component> {
     let bin = kadm_e2e::cluster::apiserver_binary()?.with_file_name("kadm-controller-manager");
     ensure!(
         bin.is_file(),
         "{} is missing: build it first (`cargo build -p kadm-controller-manager`)",
         bin.display()
     );
-    let port = kadm_e2e::ports::free_port()?;
-    let kubeconfig = cluster
-        .dir()
-        .join(kadm_bootstrap::kubeconfig::CONTROLLER_MANAGER_CONF);
-    let args: Vec<OsString> = vec![
-        "--kubeconfig".into(),
-        kubeconfig.into(),
-        "--secure-port".into(),
-        port.to_string().into(),
-        "--leader-elect=false".into(),
-        "--controllers".into(),
-        controllers.into(),
-    ];
-    let log = cluster.dir().join("controller-manager.log");
-    let mut process = Process::spawn(
-        "kadm-controller-manager",
-        &bin,
-        &args,
-        &[
-            ("KADM_LOG", "info,kadm_controller_manager=debug"),
-            ("KADM_LOG_FORMAT", "text"),
-        ],
-        &log,
+    // The fixture takes the binary's path for the whole test run.
+    let binary: &'static str = Box::leak(bin.to_string_lossy().into_owned().into_boxed_str());
+    let kind = Kind {
+        binary,
+        kubeconfig: kadm_bootstrap::kubeconfig::CONTROLLER_MANAGER_CONF,
+        log_target: "kadm_controller_manager",
+    };
+    let mut cm = Component::start(
+        kind,
+        cluster,
+        "controller-manager",
+        &["--leader-elect=false", "--controllers", controllers],
     )?;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(status) = process.exited() {
-            anyhow::bail!(
-                "kadm-controller-manager exited ({status}):\n{}",
-                kadm_e2e::process::tail(&log, 40)
-            );
-        }
-        if kadm_e2e::component::healthz(port).await == Some(200) {
-            return Ok(process);
-        }
-        ensure!(
-            tokio::time::Instant::now() < deadline,
-            "kadm-controller-manager not healthy:\n{}",
-            kadm_e2e::process::tail(&log, 40)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    cm.wait_healthy().await;
+    Ok(cm)
 }
 
 async fn kubectl_json(cluster: &TestCluster, args: &[&str]) -> anyhow::Result<Value> {
@@ -284,6 +255,27 @@ async fn limit_ranges_default_resources_and_refuse_what_exceeds_them() -> anyhow
         (e.code, e.message.as_str()),
         (404, r#"namespaces "nowhere" not found"#)
     );
+    // ... or that is being deleted (no namespace controller runs here, so it stays so).
+    create_namespace(&client, "leaving").await?;
+    Api::<Namespace>::all(client.clone())
+        .delete("leaving", &DeleteParams::default())
+        .await?;
+    let e = refused(
+        &Api::<ConfigMap>::namespaced(client.clone(), "leaving"),
+        &object(json!({"metadata": {"name": "late"}})),
+    )
+    .await;
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            403,
+            r#"configmaps "late" is forbidden: unable to create new content in namespace leaving because it is being terminated"#
+        )
+    );
+    assert_eq!(
+        e.details.map(|d| d.causes[0].reason.clone()).as_deref(),
+        Some("NamespaceTerminating")
+    );
     Ok(())
 }
 
@@ -374,6 +366,9 @@ async fn priority_class_names_resolve_to_priorities() -> anyhow::Result<()> {
         e.message,
         r#"priorityclasses.scheduling.k8s.io "base2" is forbidden: PriorityClass base is already marked as default. Only one default can exist"#
     );
+    // Admission reads the global default from the watch cache, as Kubernetes reads its
+    // informer; a consistent list returns once the cache has caught up.
+    classes.list(&Default::default()).await?;
     let defaulted = pods
         .create(&PostParams::default(), &pod("later", json!({})))
         .await?

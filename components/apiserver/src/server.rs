@@ -151,7 +151,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
                 unreachable_toleration_seconds: cfg.default_unreachable_toleration_seconds,
             },
             plugins: admission_plugins,
-            quota: Default::default(),
+            ..Default::default()
         },
     });
     let (tx, rx) = tokio::sync::watch::channel(false);

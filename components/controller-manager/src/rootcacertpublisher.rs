@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
@@ -42,6 +42,8 @@ pub const DESCRIPTION: &str = "Contains a CA bundle that can be used to verify t
 const BACKOFF_BASE: Duration = Duration::from_millis(5);
 /// Longest retry delay after failed syncs.
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// How soon a sync that found the ConfigMap cache unfilled runs again.
+const CACHE_WAIT: Duration = Duration::from_millis(100);
 
 /// What every sync shares.
 pub struct Ctx {
@@ -173,6 +175,16 @@ pub fn needs_update(cm: &ConfigMap, root_ca: &str) -> bool {
 /// Publishes the CA into one namespace.
 pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action> {
     let name = ns.name_any();
+    // A sync on an unfilled cache would take every ConfigMap for missing, and the initial
+    // list of ConfigMaps triggers no sync of its own: wait for it by requeueing. (Not by
+    // awaiting `wait_until_ready`: its one-shot channel wakes only the last of several
+    // concurrent waiters, and the other syncs would hang.)
+    if !matches!(
+        ctx.configmaps.wait_until_ready().now_or_never(),
+        Some(Ok(()))
+    ) {
+        return Ok(Action::requeue(CACHE_WAIT));
+    }
     let api = Api::<ConfigMap>::namespaced(ctx.client.clone(), &name);
     let cached = ctx
         .configmaps
@@ -199,9 +211,9 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action> {
             };
             match api.create(&PostParams::default(), &cm).await {
                 Ok(_) => tracing::info!(namespace = %name, "published the root CA"),
-                // 404: the namespace is gone; 403: it is terminating; 409: the cache is
-                // behind (the watch brings the object and a new sync).
-                Err(e) if matches!(api_code(&e), Some(403 | 404 | 409)) => {}
+                // 404: the namespace is gone; 403: it is terminating. (409: the cache is
+                // behind; retried like any failure, then the update path applies.)
+                Err(e) if matches!(api_code(&e), Some(403 | 404)) => {}
                 Err(e) => return Err(failed("create", e)),
             }
         }

@@ -116,8 +116,12 @@ mod tests {
         let e = apply_json_patch(&t, &p).expect_err("the move has nowhere to go");
         assert!(e.to_string().contains("/missing/annotations"), "{e}");
         // The target is untouched, and a good patch still applies.
-        assert_eq!(t, json!({"metadata": {"name": "web", "labels": {"app": "web"}}}));
-        let ok = json!([{"op": "move", "from": "/metadata/labels", "path": "/metadata/annotations"}]);
+        assert_eq!(
+            t,
+            json!({"metadata": {"name": "web", "labels": {"app": "web"}}})
+        );
+        let ok =
+            json!([{"op": "move", "from": "/metadata/labels", "path": "/metadata/annotations"}]);
         assert_eq!(
             apply_json_patch(&t, &ok).expect("patch"),
             json!({"metadata": {"name": "web", "annotations": {"app": "web"}}})

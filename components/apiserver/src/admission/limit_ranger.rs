@@ -8,7 +8,9 @@
 //! As in Kubernetes, pods are checked on create only (their containers cannot change),
 //! claims on create and update, and objects being deleted not at all.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use kadm_apimachinery::quantity::Quantity;
 use kadm_apimachinery::quota::{self, ResourceList};
@@ -45,8 +47,49 @@ fn applies(req: &Request<'_>) -> bool {
     )
 }
 
+/// How long a live lookup of a namespace without cached LimitRanges is reused.
+const LIVE_LOOKUP_TTL: Duration = Duration::from_secs(30);
+
+/// Kubernetes' live lookups: when the watch cache has no LimitRange in a namespace (none
+/// exists, or one was created a moment ago and the cache is behind), etcd is asked, and
+/// the answer is reused for [`LIVE_LOOKUP_TTL`] so that namespaces without LimitRanges
+/// do not cost an etcd read per pod.
+#[derive(Debug, Clone, Default)]
+pub struct LiveLookups(Arc<Mutex<HashMap<String, LiveLookup>>>);
+
+/// When a namespace's LimitRanges were read from etcd, and what they were.
+type LiveLookup = (Instant, Vec<Value>);
+
+impl LiveLookups {
+    fn get(&self, namespace: &str) -> Option<Vec<Value>> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(namespace)
+            .filter(|(at, _)| at.elapsed() < LIVE_LOOKUP_TTL)
+            .map(|(_, items)| items.clone())
+    }
+
+    fn put(&self, namespace: &str, items: Vec<Value>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 10_000 {
+            map.retain(|_, (at, _)| at.elapsed() < LIVE_LOOKUP_TTL);
+        }
+        map.insert(namespace.to_string(), (Instant::now(), items));
+    }
+}
+
 async fn limit_ranges(state: &State, req: &Request<'_>) -> Result<Vec<Value>, ApiError> {
-    lookup::list(state, lookup::resource("", "limitranges")?, req.namespace).await
+    let res = lookup::resource("", "limitranges")?;
+    let cached = lookup::list(state, res, req.namespace).await?;
+    if !cached.is_empty() {
+        return Ok(cached);
+    }
+    let live = &state.admission.limit_ranges;
+    if let Some(items) = live.get(req.namespace) {
+        return Ok(items);
+    }
+    let items = lookup::list_live(state, res, req.namespace).await?;
+    live.put(req.namespace, items.clone());
+    Ok(items)
 }
 
 /// The mutating half: default the requests and limits of a new pod's containers.

@@ -74,3 +74,19 @@ pub async fn list(
         .map(|s| s.object)
         .collect())
 }
+
+/// Every object of `res` in `namespace`, from etcd.
+pub async fn list_live(
+    state: &State,
+    res: &ResourceInfo,
+    namespace: &str,
+) -> Result<Vec<Value>, ApiError> {
+    Ok(state
+        .store
+        .list(&res.etcd_key(namespace, ""), None, 0, 0)
+        .await?
+        .items
+        .into_iter()
+        .map(|s| s.object)
+        .collect())
+}

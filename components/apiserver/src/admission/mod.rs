@@ -84,6 +84,8 @@ pub struct Admission {
     pub plugins: Plugins,
     /// ResourceQuota's per-namespace charging locks.
     pub quota: resource_quota::QuotaAdmission,
+    /// LimitRanger's live lookups of namespaces without cached LimitRanges.
+    pub limit_ranges: limit_ranger::LiveLookups,
 }
 
 impl Admission {

@@ -111,15 +111,28 @@ async fn resolve(state: &State, req: &Request<'_>, pod: &mut Value) -> Result<()
             ),
         }
     } else {
-        let pc = all
+        let cached = all
             .iter()
             .find(|c| c.pointer("/metadata/name").and_then(Value::as_str) == Some(&class_name))
-            .ok_or_else(|| {
-                forbidden(
-                    req,
-                    &format!("no PriorityClass with name {class_name} was found"),
-                )
-            })?;
+            .cloned();
+        // A class created a moment ago may not be in the watch cache yet: ask etcd.
+        let live = match cached {
+            Some(pc) => Some(pc),
+            None => lookup::get_live(
+                state,
+                lookup::resource("scheduling.k8s.io", "priorityclasses")?,
+                "",
+                &class_name,
+            )
+            .await?
+            .map(|(pc, _)| pc),
+        };
+        let pc = live.ok_or_else(|| {
+            forbidden(
+                req,
+                &format!("no PriorityClass with name {class_name} was found"),
+            )
+        })?;
         (
             class_name.clone(),
             pc.get("value").and_then(Value::as_i64).unwrap_or(0),
@@ -173,7 +186,13 @@ pub async fn validate(state: &State, req: &Request<'_>, obj: &Value) -> Result<(
     if obj.get("globalDefault").and_then(Value::as_bool) != Some(true) {
         return Ok(());
     }
-    let all = classes(state).await?;
+    // PriorityClass writes are rare: read etcd, so a default made a moment ago counts.
+    let all = lookup::list_live(
+        state,
+        lookup::resource("scheduling.k8s.io", "priorityclasses")?,
+        "",
+    )
+    .await?;
     if let Some(current) = global_default(&all) {
         let current_name = current
             .pointer("/metadata/name")
