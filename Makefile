@@ -24,7 +24,7 @@ help:
 	@echo "make bench-api  the API benchmark (docs/benchmarks.md)"
 	@echo "make bench-scheduler  the scheduler benchmark on hollow nodes (docs/benchmarks.md)"
 	@echo "make bench-proxy  the kadm-proxy full-sync benchmark (docs/benchmarks.md)"
-	@echo "make fuzz   every fuzz target for FUZZ_SECONDS (20) each; make fuzz-long: 10 min each"
+	@echo "make fuzz   every fuzz target for FUZZ_SECONDS (12) each; make fuzz-long: 10 min each"
 
 ## deps: install missing Debian packages without letting distro services start
 deps:
@@ -63,7 +63,7 @@ unit: build-debug
 test: test-deps lint unit fuzz
 
 ## fuzz targets (fuzz/, docs/security.md): FUZZ_SECONDS per target, FUZZ_TARGETS to pick some
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 12
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
