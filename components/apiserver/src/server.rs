@@ -234,6 +234,15 @@ async fn serve(
 /// Reads at most `limit` bytes of body. Past the limit the rest is read and dropped
 /// (up to [`DRAIN_LIMIT`]) before answering 413: an HTTP/2 client still sending when
 /// the stream is reset sees a framing error instead of the Status.
+/// A request header's value, `""` when absent or not text.
+fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> String {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
 async fn read_body(req: Request<Incoming>, limit: usize) -> std::result::Result<Bytes, ApiError> {
     let mut body = req.into_body();
     let mut buf = bytes::BytesMut::new();
@@ -329,12 +338,7 @@ async fn route(
         Err(refused) => return refused,
     }
     if let Some(review) = crate::authz::review::Review::from_path(path) {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let content_type = header_str(&req, header::CONTENT_TYPE);
         let body = match read_body(req, state.max_body).await {
             Ok(b) => b,
             Err(e) => return response::error(&e),
@@ -351,12 +355,7 @@ async fn route(
         .await;
     }
     if crate::authn::tokenreview::is_path(path) {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let content_type = header_str(&req, header::CONTENT_TYPE);
         return match read_body(req, state.max_body).await {
             Ok(body) => {
                 crate::authn::tokenreview::handle(&state, &user, method, &content_type, &body).await
@@ -413,18 +412,8 @@ async fn route(
             } else {
                 format
             };
-            let content_type = req
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
-            let user_agent = req
-                .headers()
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
+            let content_type = header_str(&req, header::CONTENT_TYPE);
+            let user_agent = header_str(&req, header::USER_AGENT);
             let body = match read_body(req, state.max_body).await {
                 Ok(b) => b,
                 Err(e) => return response::error(&e),

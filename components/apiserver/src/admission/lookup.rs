@@ -31,21 +31,21 @@ pub async fn get(
     {
         return Ok(Some(entry.value()));
     }
-    Ok(state.store.get(&key).await?.map(|s| s.object))
+    get_live(state, res, namespace, name).await
 }
 
-/// One object from etcd only (what a write must be based on).
+/// One object from etcd only (one the cache may not have caught up with).
 pub async fn get_live(
     state: &State,
     res: &ResourceInfo,
     namespace: &str,
     name: &str,
-) -> Result<Option<(Value, i64)>, ApiError> {
+) -> Result<Option<Value>, ApiError> {
     Ok(state
         .store
         .get(&res.etcd_key(namespace, name))
         .await?
-        .map(|s| (s.object, s.mod_revision)))
+        .map(|s| s.object))
 }
 
 /// Every object of `res` in `namespace` (all of them for a cluster-scoped resource), from
@@ -55,24 +55,16 @@ pub async fn list(
     res: &ResourceInfo,
     namespace: &str,
 ) -> Result<Vec<Value>, ApiError> {
-    let prefix = res.etcd_key(namespace, "");
     let cache = &state.cache;
     if let Some(cacher) = cache.cacher(res).filter(|_| cache.is_ready()) {
         return Ok(cacher
-            .list(&prefix, 0, |_| true)
+            .list(&res.etcd_key(namespace, ""), 0, |_| true)
             .items
             .iter()
             .map(|e| e.value())
             .collect());
     }
-    Ok(state
-        .store
-        .list(&prefix, None, 0, 0)
-        .await?
-        .items
-        .into_iter()
-        .map(|s| s.object)
-        .collect())
+    list_live(state, res, namespace).await
 }
 
 /// Every object of `res` in `namespace`, from etcd.

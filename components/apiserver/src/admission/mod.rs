@@ -89,13 +89,13 @@ pub struct Admission {
 }
 
 impl Admission {
-    /// The mutating phase: each plugin may change `obj` or refuse the write.
+    /// The mutating phase: each plugin may change `obj` or refuse the write (none of
+    /// kadm's mutating plugins warns).
     pub async fn mutate(
         &self,
         state: &State,
         req: &Request<'_>,
         obj: &mut Value,
-        _out: &mut Outcome,
     ) -> Result<(), ApiError> {
         let on = |p| self.plugins.enabled(p);
         if on(Plugin::NamespaceLifecycle) {

@@ -4,9 +4,10 @@
 //! into privileged workloads. Checks and messages are Kubernetes'
 //! (`plugin/pkg/admission/noderestriction`).
 //!
-//! Kubernetes runs it as a mutating plugin (before PodSecurity); kadm calls it in the
-//! mutating phase for creates and updates and in the validating phase for deletes (the
-//! only admission phase kadm's delete runs). Lookups (the pod an eviction or token names,
+//! Kubernetes runs it as a mutating plugin (before PodSecurity); kadm calls it at the
+//! start of the validating phase, the one every write (deletes and TokenRequests
+//! included) passes, before PodSecurity. It only refuses, so the phase changes nothing
+//! it decides. Lookups (the pod an eviction or token names,
 //! the node a mirror pod's owner reference names) read the watch cache, as Kubernetes'
 //! plugin reads its informers.
 
@@ -180,9 +181,8 @@ fn admit_mirror_pod(
     let owners = pod
         .pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    match owners.as_slice() {
+        .map_or(&[][..], Vec::as_slice);
+    match owners {
         [] => {
             return f(format!(
                 "node {node:?} can only create pods with an owner reference set to itself"
@@ -224,13 +224,13 @@ fn admit_mirror_pod(
             ));
         }
     }
-    let spec = pod.get("spec").cloned().unwrap_or(Value::Null);
-    if !s(&spec, "/serviceAccountName").is_empty() {
+    let spec = pod.get("spec").unwrap_or(&Value::Null);
+    if !s(spec, "/serviceAccountName").is_empty() {
         return f(format!(
             "node {node:?} can not create pods that reference a service account"
         ));
     }
-    let (secrets, config_maps) = names_secrets_or_config_maps(&spec);
+    let (secrets, config_maps) = names_secrets_or_config_maps(spec);
     if secrets {
         return f(format!(
             "node {node:?} can not create pods that reference secrets"
@@ -244,8 +244,7 @@ fn admit_mirror_pod(
     let volumes = spec
         .get("volumes")
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+        .map_or(&[][..], Vec::as_slice);
     let trust_bundle = volumes.iter().any(|v| {
         v.pointer("/projected/sources")
             .and_then(Value::as_array)
@@ -539,12 +538,11 @@ fn admit_node(node: &str, req: &Request<'_>, obj: Option<&Value>) -> Result<(), 
                 ));
             }
             // Empty and absent taints are the same (Kubernetes' semantic equality).
-            let taints = |v: &Value| {
+            fn taints(v: &Value) -> &[Value] {
                 v.pointer("/spec/taints")
                     .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default()
-            };
+                    .map_or(&[], Vec::as_slice)
+            }
             if taints(new) != taints(old) {
                 return Err(forbidden(
                     req,

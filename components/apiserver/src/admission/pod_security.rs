@@ -28,7 +28,7 @@ use kadm_apimachinery::{ApiError, Cause, ResourceInfo, meta, registry};
 use serde_json::{Map, Value, json};
 
 use self::checks::{Level, LevelVersion, Version};
-use super::{Operation, Outcome, Request};
+use super::{Operation, Outcome, Request, lookup};
 use crate::server::State;
 
 pub const NAME: &str = "PodSecurity";
@@ -221,12 +221,11 @@ fn decode(template: &Value) -> Result<(ObjectMeta, PodSpec), serde_json::Error> 
 /// Whether a pod update changes what the checks look at (Kubernetes' `isSignificantPodUpdate`:
 /// only images, and ephemeral containers, can change on a running pod).
 fn significant_pod_update(new: &Value, old: &Value) -> bool {
-    let list = |p: &Value, k: &str| {
+    fn list<'a>(p: &'a Value, k: &str) -> &'a [Value] {
         p.pointer(&format!("/spec/{k}"))
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
+            .map_or(&[], Vec::as_slice)
+    }
     let image = |c: &Value| c.get("image").cloned();
     let name = |c: &Value| {
         c.get("name")
@@ -250,7 +249,7 @@ fn significant_pod_update(new: &Value, old: &Value) -> bool {
             return true;
         }
         if a.iter()
-            .zip(&b)
+            .zip(b)
             .any(|(x, y)| image(x) != image(y) || seccomp(new, x) != seccomp(old, x))
         {
             return true;
@@ -423,28 +422,12 @@ fn namespace_pods(state: &State, namespace: &str) -> Vec<Value> {
 
 /// A namespace's labels: from the watch cache (as Kubernetes reads its informer), else etcd.
 async fn namespace_labels(state: &State, namespace: &str) -> Result<Map<String, Value>, ApiError> {
-    let res = registry::lookup("", "v1", "namespaces")
-        .ok_or_else(|| ApiError::internal("namespaces not registered"))?;
-    let key = res.etcd_key("", namespace);
-    let cached = state
-        .cache
-        .cacher(res)
-        .filter(|_| state.cache.is_ready())
-        .and_then(|c| c.get(&key))
-        .map(|e| e.value());
-    let ns = match cached {
-        Some(ns) => ns,
-        None => state
-            .store
-            .get(&key)
-            .await
-            .ok()
-            .flatten()
-            .map(|s| s.object)
-            .ok_or_else(|| {
-                ApiError::internal(format!("failed to lookup namespace {namespace:?}"))
-            })?,
-    };
+    let res = lookup::resource("", "namespaces")?;
+    let ns = lookup::get(state, res, "", namespace)
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| ApiError::internal(format!("failed to lookup namespace {namespace:?}")))?;
     Ok(labels_of(&ns))
 }
 
@@ -484,6 +467,14 @@ pub async fn validate(
             _ => return Ok(()),
         }
     };
+    // Only images (and ephemeral containers) change on a running pod: any other update
+    // is admitted without looking at the namespace (Kubernetes checks this first too).
+    if is_pod
+        && req.operation == Operation::Update
+        && req.old.is_some_and(|old| !significant_pod_update(obj, old))
+    {
+        return Ok(());
+    }
     let labels = match namespace_labels(state, req.namespace).await {
         Ok(l) => l,
         // A controller is admitted when its namespace cannot be read; a pod is not.
@@ -496,12 +487,6 @@ pub async fn validate(
             || (!is_pod
                 && policy.warn.level == Level::Privileged
                 && policy.audit.level == Level::Privileged))
-    {
-        return Ok(());
-    }
-    if is_pod
-        && req.operation == Operation::Update
-        && req.old.is_some_and(|old| !significant_pod_update(obj, old))
     {
         return Ok(());
     }

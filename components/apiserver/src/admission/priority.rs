@@ -35,13 +35,8 @@ fn forbidden(req: &Request<'_>, detail: &str) -> ApiError {
     ApiError::forbidden(req.res.group, req.res.plural, req.name, detail)
 }
 
-async fn classes(state: &State) -> Result<Vec<Value>, ApiError> {
-    lookup::list(
-        state,
-        lookup::resource("scheduling.k8s.io", "priorityclasses")?,
-        "",
-    )
-    .await
+fn priority_classes() -> Result<&'static kadm_apimachinery::ResourceInfo, ApiError> {
+    lookup::resource("scheduling.k8s.io", "priorityclasses")
 }
 
 /// The global default class: the one with the lowest value when a race left several.
@@ -91,8 +86,8 @@ async fn resolve(state: &State, req: &Request<'_>, pod: &mut Value) -> Result<()
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let all = classes(state).await?;
     let (name, priority, policy) = if class_name.is_empty() {
+        let all = lookup::list(state, priority_classes()?, "").await?;
         match global_default(&all) {
             Some(pc) => (
                 pc.pointer("/metadata/name")
@@ -111,28 +106,15 @@ async fn resolve(state: &State, req: &Request<'_>, pod: &mut Value) -> Result<()
             ),
         }
     } else {
-        let cached = all
-            .iter()
-            .find(|c| c.pointer("/metadata/name").and_then(Value::as_str) == Some(&class_name))
-            .cloned();
-        // A class created a moment ago may not be in the watch cache yet: ask etcd.
-        let live = match cached {
-            Some(pc) => Some(pc),
-            None => lookup::get_live(
-                state,
-                lookup::resource("scheduling.k8s.io", "priorityclasses")?,
-                "",
-                &class_name,
-            )
+        // A class created a moment ago may not be in the watch cache yet: `get` asks etcd.
+        let pc = lookup::get(state, priority_classes()?, "", &class_name)
             .await?
-            .map(|(pc, _)| pc),
-        };
-        let pc = live.ok_or_else(|| {
-            forbidden(
-                req,
-                &format!("no PriorityClass with name {class_name} was found"),
-            )
-        })?;
+            .ok_or_else(|| {
+                forbidden(
+                    req,
+                    &format!("no PriorityClass with name {class_name} was found"),
+                )
+            })?;
         (
             class_name.clone(),
             pc.get("value").and_then(Value::as_i64).unwrap_or(0),
@@ -187,12 +169,7 @@ pub async fn validate(state: &State, req: &Request<'_>, obj: &Value) -> Result<(
         return Ok(());
     }
     // PriorityClass writes are rare: read etcd, so a default made a moment ago counts.
-    let all = lookup::list_live(
-        state,
-        lookup::resource("scheduling.k8s.io", "priorityclasses")?,
-        "",
-    )
-    .await?;
+    let all = lookup::list_live(state, priority_classes()?, "").await?;
     if let Some(current) = global_default(&all) {
         let current_name = current
             .pointer("/metadata/name")

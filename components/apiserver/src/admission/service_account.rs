@@ -26,8 +26,7 @@ pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
 /// Kubernetes' `WarnOnlyBoundTokenExpirationSeconds`: one hour plus seven seconds, the
 /// marker by which the apiserver recognizes kubelet-requested tokens it may extend.
 pub const TOKEN_EXPIRATION_SECONDS: i64 = 3607;
-/// The annotation that marks a mirror pod.
-pub const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
+pub use crate::authz::graph::MIRROR_POD_ANNOTATION;
 /// Lookups of the `default` account retry this often, as it is created by a controller
 /// right after its namespace and a pod may come in between (Kubernetes: 10 tries).
 const DEFAULT_ACCOUNT_ATTEMPTS: usize = 10;
@@ -75,7 +74,9 @@ pub async fn mutate(state: &State, req: &Request<'_>, pod: &mut Value) -> Result
         mount_token(pod, &random_suffix());
     }
     copy_pull_secrets(&account, pod);
-    validate(state, req, pod).await
+    // Kubernetes' Admit ends with Validate, whose only check for a pod that is not a
+    // mirror pod is that the account exists: it was just found.
+    Ok(())
 }
 
 /// The validating half: mirror pods reference no account or secret; any other pod's
@@ -123,58 +124,10 @@ fn validate_mirror_pod(req: &Request<'_>, pod: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `VisitPodSecretNames` found anything: pull secrets, secret volumes (also projected and
-/// as plugin credentials), env and envFrom secret references in any container.
+/// `VisitPodSecretNames` visits anything (the Node authorizer's graph knows where pods
+/// name secrets).
 fn references_secrets(pod: &Value) -> bool {
-    let spec = pod.get("spec").unwrap_or(&Value::Null);
-    let nonempty = |v: Option<&Value>| v.and_then(Value::as_array).is_some_and(|a| !a.is_empty());
-    if nonempty(spec.get("imagePullSecrets")) {
-        return true;
-    }
-    let volumes = spec
-        .get("volumes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten();
-    for v in volumes {
-        if v.get("secret").is_some() {
-            return true;
-        }
-        let projected_secret = v
-            .pointer("/projected/sources")
-            .and_then(Value::as_array)
-            .is_some_and(|s| s.iter().any(|p| p.get("secret").is_some()));
-        // Volume plugins that name a secret for their credentials.
-        let plugin_secret = v.as_object().is_some_and(|m| {
-            m.values().any(|src| {
-                src.get("secretRef").is_some()
-                    || src.get("nodePublishSecretRef").is_some()
-                    || src.get("secretName").is_some()
-            })
-        });
-        if projected_secret || plugin_secret {
-            return true;
-        }
-    }
-    ["containers", "initContainers", "ephemeralContainers"]
-        .iter()
-        .filter_map(|l| spec.get(*l).and_then(Value::as_array))
-        .flatten()
-        .any(|c| {
-            let env = c
-                .get("env")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .any(|e| e.pointer("/valueFrom/secretKeyRef").is_some());
-            let env_from = c
-                .get("envFrom")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .any(|e| e.get("secretRef").is_some());
-            env || env_from
-        })
+    crate::authz::graph::references_secrets(pod.get("spec").unwrap_or(&Value::Null))
 }
 
 /// The pod's account, from the watch cache, then etcd (the `default` account a few times,
@@ -193,9 +146,7 @@ async fn find_account(state: &State, req: &Request<'_>, name: &str) -> Result<Va
             lookup::get(state, accounts, req.namespace, name).await?
         } else {
             tokio::time::sleep(pause).await;
-            lookup::get_live(state, accounts, req.namespace, name)
-                .await?
-                .map(|(sa, _)| sa)
+            lookup::get_live(state, accounts, req.namespace, name).await?
         };
         if let Some(sa) = found {
             return Ok(sa);

@@ -385,7 +385,7 @@ fn pod_secrets(spec: &PodSpec) -> Vec<&str> {
         if let Some(s) = &v.secret {
             out.push(&s.secret_name);
         }
-        if let Some(s) = &v.azure_file {
+        if let Some(s) = v.azure_file.as_ref().filter(|s| !s.secret_name.is_empty()) {
             out.push(&s.secret_name);
         }
         for holder in [&v.cephfs, &v.cinder, &v.flex_volume, &v.rbd, &v.scale_io]
@@ -448,6 +448,13 @@ fn pod_config_maps(spec: &PodSpec) -> Vec<&str> {
         }
     }
     out
+}
+
+/// Whether a pod spec references a secret at all, even by an empty name (what
+/// `VisitPodSecretNames` visits; the ServiceAccount plugin refuses mirror pods that do).
+/// A spec that does not decode references nothing.
+pub fn references_secrets(spec: &serde_json::Value) -> bool {
+    !pod_secrets(&PodSpec::deserialize(spec).unwrap_or_default()).is_empty()
 }
 
 /// Whether a pod spec names any secret, and any config map (NodeRestriction refuses mirror

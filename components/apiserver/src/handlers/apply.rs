@@ -17,7 +17,7 @@ use kadm_apimachinery::patch::PatchType;
 use kadm_apimachinery::{ApiError, Cause, Reason, ResourceInfo, meta};
 use serde_json::{Map, Value, json};
 
-use super::write::{check_name, reconcile_namespace, store_update};
+use super::write::{check_name, reconcile_namespace, store_create, store_update};
 use super::{Ctx, check_type, respond_object, to_storage, to_wire, validate};
 use crate::response::Body;
 use crate::storage::WriteOutcome;
@@ -332,20 +332,7 @@ async fn create(ctx: &Ctx, obj: Value, dry_run: bool) -> Result<Option<Response<
     ctx.admit_validate(crate::admission::Operation::Create, name, None, Some(&obj))
         .await?;
     crate::authz::escalation::check_request(ctx, None, &obj).await?;
-    let outcome = if crate::services::applies(res) {
-        // Services get their cluster IP and node ports in the same transaction.
-        let key = ctx.key(&ctx.req.name);
-        let svc = &ctx.state.services;
-        svc.write(&ctx.state.store, &key, None, &mut obj, dry_run)
-            .await?
-    } else if dry_run {
-        WriteOutcome::Written(0)
-    } else {
-        ctx.state
-            .store
-            .create(&ctx.key(&ctx.req.name), &obj)
-            .await?
-    };
+    let outcome = store_create(ctx, &ctx.key(name), &mut obj, dry_run).await?;
     if dry_run {
         return Ok(Some(respond_object(
             ctx,

@@ -213,19 +213,7 @@ pub async fn delete_one(ctx: &Ctx, name: &str, opts: &DeleteOptions) -> Result<D
                     gone: true,
                 });
             }
-            let outcome = if crate::services::applies(res) {
-                let svc = &ctx.state.services;
-                svc.delete(
-                    &ctx.state.store,
-                    &key,
-                    &current.object,
-                    current.mod_revision,
-                )
-                .await?
-            } else {
-                ctx.state.store.delete(&key, current.mod_revision).await?
-            };
-            match outcome {
+            match super::write::store_delete(ctx, &key, &current).await? {
                 WriteOutcome::Written(rev) => {
                     meta::set(&mut obj, "resourceVersion", json!(rev.to_string()));
                     tracing::debug!(resource = res.plural, namespace = %ctx.req.namespace, name, user = %ctx.user.name, "deleted");

@@ -107,15 +107,8 @@ impl Ctx {
         old: Option<&Value>,
         obj: &mut Value,
     ) -> Result<(), ApiError> {
-        let mut out = crate::admission::Outcome::default();
         let req = self.admission_request(operation, name, old);
-        let result = self
-            .state
-            .admission
-            .mutate(&self.state, &req, obj, &mut out)
-            .await;
-        self.warn(out.warnings);
-        result
+        self.state.admission.mutate(&self.state, &req, obj).await
     }
 
     /// Runs the validating admission phase (`obj` is `None` for deletes).

@@ -74,17 +74,7 @@ pub async fn create(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
             }
         }
         let name = meta::name(&obj).to_string();
-        let outcome = if crate::services::applies(res) {
-            // Services get their cluster IP and node ports in the same transaction.
-            let key = ctx.key(&name);
-            let svc = &ctx.state.services;
-            svc.write(&ctx.state.store, &key, None, &mut obj, dry_run)
-                .await?
-        } else if dry_run {
-            WriteOutcome::Written(0)
-        } else {
-            ctx.state.store.create(&ctx.key(&name), &obj).await?
-        };
+        let outcome = store_create(ctx, &ctx.key(&name), &mut obj, dry_run).await?;
         if dry_run {
             return Ok(respond_object(ctx, StatusCode::CREATED, to_wire(res, obj)));
         }
@@ -104,6 +94,40 @@ pub async fn create(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         ApiError::already_exists(res.group, res.plural, meta::generate_name(&obj))
             .with_retry("generateName ran out of unique names; retry"),
     )
+}
+
+/// Creates `obj` at `key` (a dry run writes nothing). Services get their cluster IP and
+/// node ports in the same transaction; a dry run only fills them in.
+pub(super) async fn store_create(
+    ctx: &Ctx,
+    key: &str,
+    obj: &mut Value,
+    dry_run: bool,
+) -> Result<WriteOutcome, ApiError> {
+    if crate::services::applies(ctx.res()) {
+        let svc = &ctx.state.services;
+        svc.write(&ctx.state.store, key, None, obj, dry_run).await
+    } else if dry_run {
+        Ok(WriteOutcome::Written(0))
+    } else {
+        Ok(ctx.state.store.create(key, obj).await?)
+    }
+}
+
+/// Deletes `current` at `key`, guarded by its revision; a Service's cluster IP and node
+/// ports are released in the same transaction.
+pub(super) async fn store_delete(
+    ctx: &Ctx,
+    key: &str,
+    current: &Stored,
+) -> Result<WriteOutcome, ApiError> {
+    if crate::services::applies(ctx.res()) {
+        let svc = &ctx.state.services;
+        svc.delete(&ctx.state.store, key, &current.object, current.mod_revision)
+            .await
+    } else {
+        Ok(ctx.state.store.delete(key, current.mod_revision).await?)
+    }
 }
 
 trait Retry {
@@ -150,19 +174,7 @@ pub(super) async fn store_update(
         if dry_run {
             return Ok(Some(new));
         }
-        let outcome = if crate::services::applies(res) {
-            let svc = &ctx.state.services;
-            svc.delete(
-                &ctx.state.store,
-                &key,
-                &current.object,
-                current.mod_revision,
-            )
-            .await?
-        } else {
-            ctx.state.store.delete(&key, current.mod_revision).await?
-        };
-        return match outcome {
+        return match store_delete(ctx, &key, current).await? {
             WriteOutcome::Written(rev) => {
                 meta::set(&mut new, "resourceVersion", json!(rev.to_string()));
                 Ok(Some(new))
