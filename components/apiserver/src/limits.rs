@@ -25,7 +25,9 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use kadm_apimachinery::{ApiError, Reason};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::request::{self, Target, Verb};
+use crate::audit::info::{RequestInfo, is_long_running};
+use crate::authz::verb_name;
+use crate::request::{self, Target};
 use crate::response::{self, Body};
 use crate::tls::UserInfo;
 
@@ -50,8 +52,6 @@ const RETRY_AFTER_SECONDS: u32 = 1;
 const TOO_MANY_REQUESTS_BODY: &str = "Too many requests, please try again later.\n";
 /// Kubernetes' privileged group: never refused by the in-flight filter.
 const SYSTEM_MASTERS: &str = "system:masters";
-/// Subresources Kubernetes' kube-apiserver treats as long-running (`BasicLongRunningRequestCheck`).
-const LONG_RUNNING_SUBRESOURCES: &[&str] = &["attach", "exec", "proxy", "log", "portforward"];
 
 /// How the in-flight filter counts a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,43 +68,32 @@ pub enum Class {
 /// subresource, everything else by the lower-cased HTTP method (so only GET is read-only).
 pub fn classify(method: &Method, path: &str, watch_param: bool) -> Class {
     match request::parse(method, path, watch_param) {
-        Ok(Target::Resource(rr)) => {
-            if rr.verb == Verb::Watch {
-                Class::LongRunning { watch: true }
-            } else if LONG_RUNNING_SUBRESOURCES.contains(&rr.subresource.as_str()) {
-                Class::LongRunning { watch: false }
-            } else if matches!(rr.verb, Verb::Get | Verb::List) {
-                Class::ReadOnly
-            } else {
-                Class::Mutating
-            }
-        }
+        Ok(Target::Resource(rr)) => Class::of(verb_name(rr.verb), true, &rr.subresource),
+        Ok(_) if method == Method::GET => Class::ReadOnly,
+        Ok(_) => Class::Mutating,
         // A path the router rejects (an unknown resource, a subresource kadm does not serve
-        // yet) still passes the filter before it is answered 404/405.
-        Err(_) if method == Method::GET && watch_param => Class::LongRunning { watch: true },
-        Err(_) if subresource(path).is_some_and(|s| LONG_RUNNING_SUBRESOURCES.contains(&s)) => {
-            Class::LongRunning { watch: false }
+        // yet) still passes the filter before it is answered 404/405, read as audit reads it.
+        Err(_) => {
+            let info = RequestInfo::from_url(method, path, watch_param);
+            Class::of(&info.verb, info.resource_request, &info.subresource)
         }
-        _ if method == Method::GET => Class::ReadOnly,
-        _ => Class::Mutating,
     }
 }
 
-/// The subresource segment of a resource path, found as Kubernetes' RequestInfo finds it
-/// (without asking whether the resource exists): `…/<resource>/<name>/<subresource>` after
-/// the group version and an optional `namespaces/<ns>`.
-fn subresource(path: &str) -> Option<&str> {
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-    let rest = match parts.first() {
-        Some(&"api") => parts.get(2..)?,
-        Some(&"apis") => parts.get(3..)?,
-        _ => return None,
-    };
-    let rest = match rest {
-        ["namespaces", _, tail @ ..] if !tail.is_empty() => tail,
-        other => other,
-    };
-    rest.get(2).copied()
+impl Class {
+    /// Kubernetes' in-flight filter: long-running requests first, then `get`, `list` and
+    /// `watch` are read-only.
+    fn of(verb: &str, resource_request: bool, subresource: &str) -> Class {
+        if verb == "watch" {
+            Class::LongRunning { watch: true }
+        } else if is_long_running(verb, resource_request, subresource) {
+            Class::LongRunning { watch: false }
+        } else if matches!(verb, "get" | "list") {
+            Class::ReadOnly
+        } else {
+            Class::Mutating
+        }
+    }
 }
 
 /// The limits of one apiserver, shared by every connection.
@@ -315,13 +304,7 @@ pub fn configure_http(builder: &mut hyper_util::server::conn::auto::Builder<Toki
 mod tests {
     use super::*;
 
-    fn user(name: &str, groups: &[&str]) -> UserInfo {
-        UserInfo {
-            name: name.into(),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
-            ..Default::default()
-        }
-    }
+    use crate::tls::test_user as user;
 
     const PODS: &str = "/api/v1/namespaces/default/pods";
 

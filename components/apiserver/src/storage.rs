@@ -454,8 +454,12 @@ impl Store {
         Ok(ClaimOutcome::Taken(taken))
     }
 
-    /// Keys (no values) under `prefix`, at most `limit`.
-    pub async fn list_keys(&self, prefix: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+    /// Keys (no values) under `prefix` with their revisions, at most `limit`.
+    pub async fn list_keys(
+        &self,
+        prefix: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
         let opts = GetOptions::new()
             .with_range(prefix_end(prefix))
             .with_keys_only()
@@ -465,7 +469,12 @@ impl Store {
         Ok(resp
             .kvs()
             .iter()
-            .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+            .map(|kv| {
+                (
+                    String::from_utf8_lossy(kv.key()).into_owned(),
+                    kv.mod_revision(),
+                )
+            })
             .collect())
     }
 
@@ -477,30 +486,6 @@ impl Store {
             .and_then([TxnOp::put(key, value, None)]);
         let (mut kv, _permit) = self.kv().await;
         Ok(kv.txn(txn).await?.succeeded())
-    }
-
-    /// Raw side keys under `prefix` with their values and revisions.
-    pub async fn list_raw_values(
-        &self,
-        prefix: &str,
-        limit: i64,
-    ) -> Result<Vec<(String, Vec<u8>, i64)>, StoreError> {
-        let opts = GetOptions::new()
-            .with_range(prefix_end(prefix))
-            .with_limit(limit);
-        let (mut kv, _permit) = self.kv().await;
-        let resp = kv.get(prefix, Some(opts)).await?;
-        Ok(resp
-            .kvs()
-            .iter()
-            .map(|kv| {
-                (
-                    String::from_utf8_lossy(kv.key()).into_owned(),
-                    kv.value().to_vec(),
-                    kv.mod_revision(),
-                )
-            })
-            .collect())
     }
 
     /// Deletes a raw side key if it is still at revision `expected`.

@@ -22,7 +22,18 @@ pub struct UserInfo {
     pub extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
+/// A user named `name` in `groups`, for tests.
+#[cfg(test)]
+pub(crate) fn test_user(name: &str, groups: &[&str]) -> UserInfo {
+    UserInfo {
+        name: name.into(),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+/// A PEM file's bytes (certificates, TLS and service-account keys); the error names it.
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| Error::Io {
         action: "read",
         path: path.to_path_buf(),

@@ -53,21 +53,95 @@ impl RequestInfo {
                 }
             }
             Ok(Target::Discovery(_) | Target::NonResource(_)) => non_resource(method, path),
-            Err(_) => from_url(method, path, query),
+            Err(_) => RequestInfo::from_url(method, path, query.bool("watch")),
         }
     }
 
-    /// Whether the request streams until one side stops: Kubernetes' long-running check
-    /// (`watch` and `proxy` verbs; `attach`, `exec`, `proxy`, `log`, `portforward`
-    /// subresources). Those get a `ResponseStarted` event when their headers go out.
+    /// Whether the request streams until one side stops (see [`is_long_running`]). Those
+    /// get a `ResponseStarted` event when their headers go out.
     pub fn long_running(&self) -> bool {
-        matches!(self.verb.as_str(), "watch" | "proxy")
-            || (self.resource_request
-                && matches!(
-                    self.subresource.as_str(),
-                    "attach" | "exec" | "proxy" | "log" | "portforward"
-                ))
+        is_long_running(&self.verb, self.resource_request, &self.subresource)
     }
+
+    /// Kubernetes' RequestInfoFactory over the raw URL, for paths kadm's router refuses
+    /// (the in-flight filter reads them so too). `watch` is the `watch` query flag.
+    pub fn from_url(method: &Method, path: &str, watch: bool) -> RequestInfo {
+        let parts: Vec<String> = path
+            .trim_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .collect();
+        let mut info = non_resource(method, path);
+        if parts.len() < 3 {
+            return info;
+        }
+        let mut rest: &[String] = match parts[0].as_str() {
+            "api" => &parts[1..],
+            "apis" if parts.len() >= 4 => {
+                info.api_group = parts[1].clone();
+                &parts[2..]
+            }
+            _ => return info,
+        };
+        info.resource_request = true;
+        info.api_version = rest[0].clone();
+        rest = &rest[1..];
+        let special = rest[0].as_str();
+        if special == "watch" || special == "proxy" {
+            if rest.len() < 2 {
+                return info;
+            }
+            info.verb = special.to_string();
+            rest = &rest[1..];
+        } else {
+            info.verb = match *method {
+                Method::POST => "create",
+                Method::GET | Method::HEAD => "get",
+                Method::PUT => "update",
+                Method::PATCH => "patch",
+                Method::DELETE => "delete",
+                _ => "",
+            }
+            .to_string();
+        }
+        if rest[0] == "namespaces" && rest.len() > 1 {
+            info.namespace = rest[1].clone();
+            if rest.len() > 2 && !matches!(rest[2].as_str(), "status" | "finalize") {
+                rest = &rest[2..];
+            }
+        }
+        if rest.len() >= 3 && info.verb != "proxy" {
+            info.subresource = rest[2].clone();
+        }
+        if rest.len() >= 2 {
+            info.name = rest[1].clone();
+        }
+        info.resource = rest[0].clone();
+        if info.name.is_empty() && info.verb == "get" {
+            info.verb = if watch { "watch" } else { "list" }.to_string();
+        }
+        if info.name.is_empty() && info.verb == "delete" {
+            info.verb = "deletecollection".to_string();
+        }
+        info
+    }
+}
+
+/// Kubernetes' long-running check (`BasicLongRunningRequestCheck` as kube-apiserver sets
+/// it up): `watch` and `proxy` verbs; `attach`, `exec`, `proxy`, `log`, `portforward`
+/// subresources. Audit stages and the in-flight filter both follow it.
+pub fn is_long_running(verb: &str, resource_request: bool, subresource: &str) -> bool {
+    matches!(verb, "watch" | "proxy")
+        || (resource_request
+            && matches!(
+                subresource,
+                "attach" | "exec" | "proxy" | "log" | "portforward"
+            ))
 }
 
 fn non_resource(method: &Method, path: &str) -> RequestInfo {
@@ -76,73 +150,6 @@ fn non_resource(method: &Method, path: &str) -> RequestInfo {
         path: path.to_string(),
         ..RequestInfo::default()
     }
-}
-
-/// Kubernetes' RequestInfoFactory over the raw URL, for paths kadm's router refuses.
-fn from_url(method: &Method, path: &str, query: &Query) -> RequestInfo {
-    let parts: Vec<String> = path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .collect();
-    let mut info = non_resource(method, path);
-    if parts.len() < 3 {
-        return info;
-    }
-    let mut rest: &[String] = match parts[0].as_str() {
-        "api" => &parts[1..],
-        "apis" if parts.len() >= 4 => {
-            info.api_group = parts[1].clone();
-            &parts[2..]
-        }
-        _ => return info,
-    };
-    info.resource_request = true;
-    info.api_version = rest[0].clone();
-    rest = &rest[1..];
-    let special = rest[0].as_str();
-    if special == "watch" || special == "proxy" {
-        if rest.len() < 2 {
-            return info;
-        }
-        info.verb = special.to_string();
-        rest = &rest[1..];
-    } else {
-        info.verb = match *method {
-            Method::POST => "create",
-            Method::GET | Method::HEAD => "get",
-            Method::PUT => "update",
-            Method::PATCH => "patch",
-            Method::DELETE => "delete",
-            _ => "",
-        }
-        .to_string();
-    }
-    if rest[0] == "namespaces" && rest.len() > 1 {
-        info.namespace = rest[1].clone();
-        if rest.len() > 2 && !matches!(rest[2].as_str(), "status" | "finalize") {
-            rest = &rest[2..];
-        }
-    }
-    if rest.len() >= 3 && info.verb != "proxy" {
-        info.subresource = rest[2].clone();
-    }
-    if rest.len() >= 2 {
-        info.name = rest[1].clone();
-    }
-    info.resource = rest[0].clone();
-    if info.name.is_empty() && info.verb == "get" {
-        info.verb = if query.bool("watch") { "watch" } else { "list" }.to_string();
-    }
-    if info.name.is_empty() && info.verb == "delete" {
-        info.verb = "deletecollection".to_string();
-    }
-    info
 }
 
 #[cfg(test)]

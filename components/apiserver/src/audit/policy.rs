@@ -458,13 +458,7 @@ fn path_matches(path: &str, spec: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn user(name: &str, groups: &[&str]) -> UserInfo {
-        UserInfo {
-            name: name.into(),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
-            ..Default::default()
-        }
-    }
+    use crate::tls::test_user as user;
 
     fn res(verb: &str, group: &str, resource: &str, ns: &str, name: &str) -> RequestInfo {
         let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));

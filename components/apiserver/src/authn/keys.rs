@@ -254,25 +254,30 @@ impl SigningKey {
             .map(|kp| SigningKey::rsa(kp, rng))
     }
 
+    /// The key of one PEM item: `None` when the item is no private key.
+    fn from_item(item: &rustls_pemfile::Item) -> Option<std::result::Result<SigningKey, String>> {
+        let key = match item {
+            rustls_pemfile::Item::Pkcs8Key(k) => SigningKey::from_pkcs8(k.secret_pkcs8_der()),
+            rustls_pemfile::Item::Pkcs1Key(k) => RsaKeyPair::from_der(k.secret_pkcs1_der())
+                .ok()
+                .map(|kp| SigningKey::rsa(kp, SystemRandom::new())),
+            rustls_pemfile::Item::Sec1Key(k) => [OID_P256_DER, OID_P384_DER]
+                .iter()
+                .find_map(|oid| SigningKey::from_pkcs8(&sec1_to_pkcs8(k.secret_sec1_der(), oid))),
+            _ => return None,
+        };
+        Some(key.ok_or_else(|| {
+            "holds a private key kadm cannot sign with: use an ECDSA P-256/P-384 or RSA (2048 bits or more) key".to_string()
+        }))
+    }
+
     /// The first private key in a PEM document.
     pub fn from_pem(pem: &[u8]) -> std::result::Result<SigningKey, String> {
         for item in rustls_pemfile::read_all(&mut &pem[..]) {
             let item = item.map_err(|e| format!("not valid PEM: {e}"))?;
-            let key = match item {
-                rustls_pemfile::Item::Pkcs8Key(k) => SigningKey::from_pkcs8(k.secret_pkcs8_der()),
-                rustls_pemfile::Item::Pkcs1Key(k) => RsaKeyPair::from_der(k.secret_pkcs1_der())
-                    .ok()
-                    .map(|kp| SigningKey::rsa(kp, SystemRandom::new())),
-                rustls_pemfile::Item::Sec1Key(k) => {
-                    [OID_P256_DER, OID_P384_DER].iter().find_map(|oid| {
-                        SigningKey::from_pkcs8(&sec1_to_pkcs8(k.secret_sec1_der(), oid))
-                    })
-                }
-                _ => continue,
-            };
-            return key.ok_or_else(|| {
-                "holds a private key kadm cannot sign with: use an ECDSA P-256/P-384 or RSA (2048 bits or more) key".to_string()
-            });
+            if let Some(key) = SigningKey::from_item(&item) {
+                return key;
+            }
         }
         Err("holds no private key".into())
     }
@@ -299,18 +304,14 @@ pub fn public_keys_from_pem(pem: &[u8]) -> std::result::Result<Vec<PublicKey>, S
     let mut keys = Vec::new();
     for item in rustls_pemfile::read_all(&mut &pem[..]) {
         let item = item.map_err(|e| format!("not valid PEM: {e}"))?;
-        let key = match item {
+        let key = match &item {
             rustls_pemfile::Item::SubjectPublicKeyInfo(spki) => {
                 PublicKey::from_spki(spki.as_ref())?
             }
-            rustls_pemfile::Item::Pkcs8Key(_)
-            | rustls_pemfile::Item::Pkcs1Key(_)
-            | rustls_pemfile::Item::Sec1Key(_) => {
-                // Re-read just this block as a private key.
-                let one = pem_block(&item);
-                SigningKey::from_pem(one.as_bytes())?.public
-            }
-            _ => continue,
+            other => match SigningKey::from_item(other) {
+                Some(private) => private?.public,
+                None => continue,
+            },
         };
         keys.push(key);
     }
@@ -320,29 +321,9 @@ pub fn public_keys_from_pem(pem: &[u8]) -> std::result::Result<Vec<PublicKey>, S
     Ok(keys)
 }
 
-/// One private-key PEM item written back as PEM, so [`SigningKey::from_pem`] reads it.
-fn pem_block(item: &rustls_pemfile::Item) -> String {
-    let (label, der): (&str, &[u8]) = match item {
-        rustls_pemfile::Item::Pkcs8Key(k) => ("PRIVATE KEY", k.secret_pkcs8_der()),
-        rustls_pemfile::Item::Pkcs1Key(k) => ("RSA PRIVATE KEY", k.secret_pkcs1_der()),
-        rustls_pemfile::Item::Sec1Key(k) => ("EC PRIVATE KEY", k.secret_sec1_der()),
-        _ => ("", &[]),
-    };
-    let body = base64::engine::general_purpose::STANDARD.encode(der);
-    format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n")
-}
-
-fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| Error::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 /// `--service-account-signing-key-file`.
 pub fn load_signing_key(path: &Path) -> Result<SigningKey> {
-    SigningKey::from_pem(&read(path)?).map_err(|e| {
+    SigningKey::from_pem(&crate::tls::read(path)?).map_err(|e| {
         Error::Config(format!(
             "--service-account-signing-key-file {}: {e}",
             path.display()
@@ -352,7 +333,7 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey> {
 
 /// One `--service-account-key-file`.
 pub fn load_public_keys(path: &Path) -> Result<Vec<PublicKey>> {
-    public_keys_from_pem(&read(path)?).map_err(|e| {
+    public_keys_from_pem(&crate::tls::read(path)?).map_err(|e| {
         Error::Config(format!(
             "--service-account-key-file {}: {e}",
             path.display()

@@ -134,7 +134,10 @@ impl Authenticator {
                 }
             };
             let name = format!("{}{id}", bootstrap::SECRET_PREFIX);
-            let Some(obj) = self.bootstrap_secret(&name).await? else {
+            let Some(obj) = self
+                .object("secrets", bootstrap::NAMESPACE, &name, false)
+                .await?
+            else {
                 tracing::debug!(secret = %name, "no secret matches the bootstrap token");
                 return Err(INVALID_TOKEN.into());
             };
@@ -149,15 +152,28 @@ impl Authenticator {
         Err(INVALID_TOKEN.into())
     }
 
-    /// A bootstrap token Secret, from the watch cache as Kubernetes reads it from its
-    /// informer (etcd until the cache is loaded).
-    async fn bootstrap_secret(&self, name: &str) -> std::result::Result<Option<Value>, String> {
-        let res = core("secrets")?;
-        let key = res.etcd_key(bootstrap::NAMESPACE, name);
+    /// An object of a core/v1 resource: from the watch cache once it is loaded, from etcd
+    /// before that and, when `live_on_miss`, for what the cache does not hold (yet).
+    /// Kubernetes' service-account getter falls back to a live read so; its bootstrap
+    /// authenticator reads only its informer, so a made-up token id costs no etcd read.
+    async fn object(
+        &self,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+        live_on_miss: bool,
+    ) -> std::result::Result<Option<Value>, String> {
+        let res =
+            registry::lookup("", "v1", plural).ok_or_else(|| format!("{plural} are not served"))?;
+        let key = res.etcd_key(namespace, name);
         if self.cache.is_ready()
             && let Some(c) = self.cache.cacher(res)
         {
-            return Ok(c.get(&key).map(|e| e.value()));
+            match c.get(&key) {
+                Some(entry) => return Ok(Some(entry.value())),
+                None if !live_on_miss => return Ok(None),
+                None => {}
+            }
         }
         self.store
             .get(&key)
@@ -167,13 +183,7 @@ impl Authenticator {
     }
 }
 
-fn core(plural: &str) -> std::result::Result<&'static kadm_apimachinery::ResourceInfo, String> {
-    registry::lookup("", "v1", plural).ok_or_else(|| format!("{plural} are not served"))
-}
-
-/// Objects bound to tokens are read from the watch cache, and from etcd when the cache
-/// does not have them (yet): Kubernetes' service-account getter does the same with its
-/// informers and a live lookup.
+/// Objects bound to tokens are read as [`Authenticator::object`] describes.
 impl serviceaccount::Objects for Authenticator {
     async fn get(
         &self,
@@ -181,18 +191,7 @@ impl serviceaccount::Objects for Authenticator {
         namespace: &str,
         name: &str,
     ) -> std::result::Result<Option<Value>, String> {
-        let res = core(plural)?;
-        let key = res.etcd_key(namespace, name);
-        if self.cache.is_ready()
-            && let Some(entry) = self.cache.cacher(res).and_then(|c| c.get(&key))
-        {
-            return Ok(Some(entry.value()));
-        }
-        self.store
-            .get(&key)
-            .await
-            .map(|s| s.map(|s| s.object))
-            .map_err(|e| e.to_string())
+        self.object(plural, namespace, name, true).await
     }
 }
 

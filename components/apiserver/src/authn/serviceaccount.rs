@@ -321,6 +321,37 @@ fn uid(obj: &Value) -> &str {
         .unwrap_or("")
 }
 
+/// A bound object (`kind` as Kubernetes' messages name it) must still exist with the
+/// claim's uid and not have been deleted more than the leeway ago; an unreadable one
+/// invalidates the token.
+async fn check_bound(
+    objects: &impl Objects,
+    plural: &'static str,
+    kind: &str,
+    namespace: &str,
+    claim: &ObjectRef,
+    now: i64,
+) -> Result<(), String> {
+    let invalidated = || "service account token has been invalidated".to_string();
+    let obj = objects
+        .get(plural, namespace, &claim.name)
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(invalidated)?;
+    if uid(&obj) != claim.uid {
+        return Err(format!(
+            "{kind} UID ({}) does not match service account {kind} ref claim ({})",
+            uid(&obj),
+            claim.uid
+        ));
+    }
+    if deleted_before_leeway(&obj, now) {
+        return Err(invalidated());
+    }
+    Ok(())
+}
+
 /// Kubernetes' `validator.Validate`: times, then the ServiceAccount and the bound object
 /// (same uid, not deleted); the user the token stands for.
 pub(crate) async fn validate(
@@ -332,7 +363,6 @@ pub(crate) async fn validate(
     let k = &c.kubernetes;
     let ns = k.namespace.as_str();
     let sa = &k.serviceaccount;
-    let invalidated = || "service account token has been invalidated".to_string();
     let account = objects
         .get("serviceaccounts", ns, &sa.name)
         .await?
@@ -348,41 +378,11 @@ pub(crate) async fn validate(
         return Err(format!("service account {ns}/{} has been deleted", sa.name));
     }
     if let Some(secret) = &k.secret {
-        let obj = objects
-            .get("secrets", ns, &secret.name)
-            .await
-            .ok()
-            .flatten()
-            .ok_or_else(invalidated)?;
-        if uid(&obj) != secret.uid {
-            return Err(format!(
-                "secret UID ({}) does not match service account secret ref claim ({})",
-                uid(&obj),
-                secret.uid
-            ));
-        }
-        if deleted_before_leeway(&obj, now) {
-            return Err(invalidated());
-        }
+        check_bound(objects, "secrets", "secret", ns, secret, now).await?;
     }
     let mut extra = std::collections::BTreeMap::new();
     if let Some(pod) = &k.pod {
-        let obj = objects
-            .get("pods", ns, &pod.name)
-            .await
-            .ok()
-            .flatten()
-            .ok_or_else(invalidated)?;
-        if uid(&obj) != pod.uid {
-            return Err(format!(
-                "pod UID ({}) does not match service account pod ref claim ({})",
-                uid(&obj),
-                pod.uid
-            ));
-        }
-        if deleted_before_leeway(&obj, now) {
-            return Err(invalidated());
-        }
+        check_bound(objects, "pods", "pod", ns, pod, now).await?;
         if !pod.name.is_empty() && !pod.uid.is_empty() {
             extra.insert(POD_NAME_KEY.to_string(), vec![pod.name.clone()]);
             extra.insert(POD_UID_KEY.to_string(), vec![pod.uid.clone()]);
@@ -391,22 +391,7 @@ pub(crate) async fn validate(
     if let Some(node) = &k.node {
         if k.pod.is_none() {
             // Bound to the Node itself: it must still exist.
-            let obj = objects
-                .get("nodes", "", &node.name)
-                .await
-                .ok()
-                .flatten()
-                .ok_or_else(invalidated)?;
-            if uid(&obj) != node.uid {
-                return Err(format!(
-                    "node UID ({}) does not match service account node ref claim ({})",
-                    uid(&obj),
-                    node.uid
-                ));
-            }
-            if deleted_before_leeway(&obj, now) {
-                return Err(invalidated());
-            }
+            check_bound(objects, "nodes", "node", "", node, now).await?;
         }
         // For pod-bound tokens the node is information only.
         if !node.name.is_empty() {

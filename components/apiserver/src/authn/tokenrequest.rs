@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::serviceaccount::{
     self, Bound, EXPIRATION_EXTENSION_SECONDS, ObjectRef, WARN_ONLY_EXPIRATION_SECONDS,
 };
+use crate::authz::rules::strings;
 use crate::handlers::{Ctx, decode_body};
 use crate::response::{self, Body, Format};
 
@@ -88,15 +89,7 @@ pub async fn create(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let account = get(ctx, "serviceaccounts", namespace, name).await?;
 
     let spec = req.get("spec").cloned().unwrap_or_else(|| json!({}));
-    let mut audiences: Vec<String> = spec
-        .get("audiences")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut audiences = strings(&spec, "audiences");
     if audiences.is_empty() {
         audiences = tokens.api_audiences.clone();
     }

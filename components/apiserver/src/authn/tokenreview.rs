@@ -8,6 +8,7 @@ use kadm_apimachinery::ApiError;
 use serde_json::{Value, json};
 
 use crate::authz::Attributes;
+use crate::authz::rules::strings;
 use crate::response::{self, Body};
 use crate::server::State;
 use crate::tls::UserInfo;
@@ -77,15 +78,7 @@ async fn review(
             "token is required for TokenReview in authentication",
         ));
     }
-    let mut audiences: Vec<String> = obj
-        .pointer("/spec/audiences")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut audiences = strings(&obj["spec"], "audiences");
     if audiences.is_empty() {
         audiences = state.authn.api_audiences().to_vec();
     }

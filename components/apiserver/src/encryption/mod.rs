@@ -373,11 +373,6 @@ impl Transformers {
             .find(|(p, _)| p == prefix)
             .map(|(_, t)| t.clone())
     }
-
-    /// The etcd prefixes that are configured.
-    pub fn prefixes(&self) -> impl Iterator<Item = &str> {
-        self.by_prefix.iter().map(|(p, _)| p.as_str())
-    }
 }
 
 /// Named resources (not wildcards) that kadm does not serve.
@@ -473,7 +468,8 @@ mod tests {
         ));
         assert!(t.for_key("/registry/configmaps/default/c").is_none());
         assert!(t.for_key("/registry/secrets/default/s").is_some());
-        assert_eq!(t.prefixes().collect::<Vec<_>>(), vec!["/registry/secrets/"]);
+        let prefixes: Vec<&str> = t.by_prefix.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(prefixes, vec!["/registry/secrets/"]);
     }
 
     #[test]

@@ -57,6 +57,19 @@ pub struct Plan {
     requested: BTreeMap<String, (String, Value)>,
 }
 
+/// The values allocated under `prefix` (each key is `<prefix><value>`).
+async fn held<T: std::str::FromStr + Eq + std::hash::Hash>(
+    store: &Store,
+    prefix: &str,
+) -> Result<HashSet<T>, ApiError> {
+    Ok(store
+        .list_keys(prefix, LIST_LIMIT)
+        .await?
+        .iter()
+        .filter_map(|(k, _)| k.strip_prefix(prefix)?.parse().ok())
+        .collect())
+}
+
 fn spec_str<'a>(svc: &'a Value, field: &str) -> &'a str {
     svc.pointer(&format!("/spec/{field}"))
         .and_then(Value::as_str)
@@ -484,19 +497,10 @@ impl Allocator {
 
     /// Values held by any Service now, for picks that must avoid them.
     async fn taken(store: &Store) -> Result<(HashSet<IpAddr>, HashSet<u16>), ApiError> {
-        let ips = store
-            .list_keys(IP_PREFIX, LIST_LIMIT)
-            .await?
-            .iter()
-            .filter_map(|k| k.strip_prefix(IP_PREFIX)?.parse().ok())
-            .collect();
-        let ports = store
-            .list_keys(PORT_PREFIX, LIST_LIMIT)
-            .await?
-            .iter()
-            .filter_map(|k| k.strip_prefix(PORT_PREFIX)?.parse().ok())
-            .collect();
-        Ok((ips, ports))
+        Ok((
+            held(store, IP_PREFIX).await?,
+            held(store, PORT_PREFIX).await?,
+        ))
     }
 
     /// Writes a Service (create or update: `old` and its revision) with the values it

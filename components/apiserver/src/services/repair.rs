@@ -121,9 +121,7 @@ pub async fn run_once(store: &Store, alloc: &Allocator) -> Result<Report, ApiErr
     }
     let mut existing = BTreeMap::new();
     for p in [IP_PREFIX, PORT_PREFIX] {
-        for (key, _, rev) in store.list_raw_values(p, MAX_KEYS).await? {
-            existing.insert(key, rev);
-        }
+        existing.extend(store.list_keys(p, MAX_KEYS).await?);
     }
     for (key, rev) in &existing {
         // Written after the Services were read: a create in flight, not a leak.
