@@ -27,7 +27,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::audit::info::{RequestInfo, is_long_running};
 use crate::authz::verb_name;
-use crate::request::{self, Target};
+use crate::request::Target;
 use crate::response::{self, Body};
 use crate::tls::UserInfo;
 
@@ -66,14 +66,16 @@ pub enum Class {
 
 /// Classifies a request as Kubernetes' RequestInfo would: resource requests by verb and
 /// subresource, everything else by the lower-cased HTTP method (so only GET is read-only).
-pub fn classify(method: &Method, path: &str, watch_param: bool) -> Class {
-    match request::parse(method, path, watch_param) {
-        Ok(Target::Resource(rr)) => Class::of(verb_name(rr.verb), true, &rr.subresource),
-        Ok(_) if method == Method::GET => Class::ReadOnly,
-        Ok(_) => Class::Mutating,
+/// `parsed` is the router's reading of the path (`None` when it refused it): the server
+/// parses each request once and hands it to every layer.
+pub fn classify(method: &Method, path: &str, watch_param: bool, parsed: Option<&Target>) -> Class {
+    match parsed {
+        Some(Target::Resource(rr)) => Class::of(verb_name(rr.verb), true, &rr.subresource),
+        Some(_) if method == Method::GET => Class::ReadOnly,
+        Some(_) => Class::Mutating,
         // A path the router rejects (an unknown resource, a subresource kadm does not serve
         // yet) still passes the filter before it is answered 404/405, read as audit reads it.
-        Err(_) => {
+        None => {
             let info = RequestInfo::from_url(method, path, watch_param);
             Class::of(&info.verb, info.resource_request, &info.subresource)
         }
@@ -133,9 +135,10 @@ impl Limits {
         method: &Method,
         path: &str,
         watch_param: bool,
+        parsed: Option<&Target>,
     ) -> Result<Guard, Response<Body>> {
         let masters = user.groups.iter().any(|g| g == SYSTEM_MASTERS);
-        let pool = match classify(method, path, watch_param) {
+        let pool = match classify(method, path, watch_param, parsed) {
             Class::LongRunning { watch: true } => {
                 return self.admit_watch(user, masters);
             }
@@ -304,9 +307,31 @@ pub fn configure_http(builder: &mut hyper_util::server::conn::auto::Builder<Toki
 mod tests {
     use super::*;
 
+    use crate::request;
     use crate::tls::test_user as user;
 
     const PODS: &str = "/api/v1/namespaces/default/pods";
+
+    /// The test's view of the server: parse, then classify.
+    fn classify(method: &Method, path: &str, watch: bool) -> Class {
+        super::classify(
+            method,
+            path,
+            watch,
+            request::parse(method, path, watch).ok().as_ref(),
+        )
+    }
+
+    fn admit(
+        limits: &Limits,
+        user: &UserInfo,
+        method: &Method,
+        path: &str,
+        watch: bool,
+    ) -> Result<Guard, Response<Body>> {
+        let parsed = request::parse(method, path, watch).ok();
+        Limits::admit(limits, user, method, path, watch, parsed.as_ref())
+    }
 
     #[test]
     fn requests_are_classified_as_kubernetes_request_info() {
@@ -364,10 +389,9 @@ mod tests {
     fn a_full_pool_refuses_with_kubernetes_429_until_a_slot_is_released() {
         let limits = Limits::new(2, 1, 0);
         let jane = user("jane", &["system:authenticated"]);
-        let a = limits.admit(&jane, &Method::GET, PODS, false).unwrap();
-        let _b = limits.admit(&jane, &Method::GET, PODS, false).unwrap();
-        let refused = limits
-            .admit(&jane, &Method::GET, PODS, false)
+        let a = admit(&limits, &jane, &Method::GET, PODS, false).unwrap();
+        let _b = admit(&limits, &jane, &Method::GET, PODS, false).unwrap();
+        let refused = admit(&limits, &jane, &Method::GET, PODS, false)
             .err()
             .expect("third read-only request refused");
         assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -378,12 +402,12 @@ mod tests {
         );
         assert_eq!(refused.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
         // The mutating pool is separate.
-        let _m = limits.admit(&jane, &Method::POST, PODS, false).unwrap();
-        assert!(limits.admit(&jane, &Method::PUT, PODS, false).is_err());
+        let _m = admit(&limits, &jane, &Method::POST, PODS, false).unwrap();
+        assert!(admit(&limits, &jane, &Method::PUT, PODS, false).is_err());
         // Watches take no slot.
-        let _w = limits.admit(&jane, &Method::GET, PODS, true).unwrap();
+        let _w = admit(&limits, &jane, &Method::GET, PODS, true).unwrap();
         drop(a);
-        assert!(limits.admit(&jane, &Method::GET, PODS, false).is_ok());
+        assert!(admit(&limits, &jane, &Method::GET, PODS, false).is_ok());
     }
 
     #[tokio::test]
@@ -400,9 +424,9 @@ mod tests {
         let limits = Limits::new(1, 1, 0);
         let jane = user("jane", &[]);
         let admin = user("kubernetes-admin", &["system:masters"]);
-        let _a = limits.admit(&jane, &Method::GET, PODS, false).unwrap();
-        assert!(limits.admit(&jane, &Method::GET, PODS, false).is_err());
-        assert!(limits.admit(&admin, &Method::GET, PODS, false).is_ok());
+        let _a = admit(&limits, &jane, &Method::GET, PODS, false).unwrap();
+        assert!(admit(&limits, &jane, &Method::GET, PODS, false).is_err());
+        assert!(admit(&limits, &admin, &Method::GET, PODS, false).is_ok());
     }
 
     #[test]
@@ -410,11 +434,11 @@ mod tests {
         let limits = Limits::new(0, 0, 0);
         let jane = user("jane", &[]);
         let held: Vec<Guard> = (0..1000)
-            .map(|_| limits.admit(&jane, &Method::GET, PODS, false).unwrap())
+            .map(|_| admit(&limits, &jane, &Method::GET, PODS, false).unwrap())
             .collect();
         assert_eq!(held.len(), 1000);
         let watches: Vec<Guard> = (0..2000)
-            .map(|_| limits.admit(&jane, &Method::GET, PODS, true).unwrap())
+            .map(|_| admit(&limits, &jane, &Method::GET, PODS, true).unwrap())
             .collect();
         assert_eq!(watches.len(), 2000);
     }
@@ -423,12 +447,12 @@ mod tests {
     async fn a_slot_is_held_until_the_response_body_is_dropped() {
         let limits = Limits::new(1, 1, 0);
         let jane = user("jane", &[]);
-        let guard = limits.admit(&jane, &Method::GET, PODS, false).unwrap();
+        let guard = admit(&limits, &jane, &Method::GET, PODS, false).unwrap();
         let resp = guard.hold(response::text(StatusCode::OK, "a long list"));
-        assert!(limits.admit(&jane, &Method::GET, PODS, false).is_err());
+        assert!(admit(&limits, &jane, &Method::GET, PODS, false).is_err());
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(body, Bytes::from_static(b"a long list"));
-        assert!(limits.admit(&jane, &Method::GET, PODS, false).is_ok());
+        assert!(admit(&limits, &jane, &Method::GET, PODS, false).is_ok());
     }
 
     #[test]
@@ -437,25 +461,24 @@ mod tests {
         let jane = user("jane", &[]);
         let joe = user("joe", &[]);
         let admin = user("admin", &["system:masters"]);
-        let w1 = limits.admit(&jane, &Method::GET, PODS, true).unwrap();
-        let w2 = limits.admit(&jane, &Method::GET, PODS, true).unwrap();
+        let w1 = admit(&limits, &jane, &Method::GET, PODS, true).unwrap();
+        let w2 = admit(&limits, &jane, &Method::GET, PODS, true).unwrap();
         assert_eq!(limits.open_watches("jane"), 2);
-        let refused = limits
-            .admit(&jane, &Method::GET, PODS, true)
+        let refused = admit(&limits, &jane, &Method::GET, PODS, true)
             .err()
             .expect("third watch refused");
         assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
         // Other users and system:masters are not affected.
-        let _j = limits.admit(&joe, &Method::GET, PODS, true).unwrap();
+        let _j = admit(&limits, &joe, &Method::GET, PODS, true).unwrap();
         let _a: Vec<Guard> = (0..5)
-            .map(|_| limits.admit(&admin, &Method::GET, PODS, true).unwrap())
+            .map(|_| admit(&limits, &admin, &Method::GET, PODS, true).unwrap())
             .collect();
         // Watches do not use read-only slots.
-        let _r = limits.admit(&jane, &Method::GET, PODS, false).unwrap();
+        let _r = admit(&limits, &jane, &Method::GET, PODS, false).unwrap();
         drop(w1);
         assert_eq!(limits.open_watches("jane"), 1);
-        let _w3 = limits.admit(&jane, &Method::GET, PODS, true).unwrap();
+        let _w3 = admit(&limits, &jane, &Method::GET, PODS, true).unwrap();
         drop(w2);
         drop(_w3);
         assert_eq!(limits.open_watches("jane"), 0);
@@ -465,8 +488,10 @@ mod tests {
     async fn the_watch_refusal_is_a_status_with_retry_after_seconds() {
         let limits = Limits::new(0, 0, 1);
         let jane = user("jane", &[]);
-        let _w = limits.admit(&jane, &Method::GET, PODS, true).unwrap();
-        let refused = limits.admit(&jane, &Method::GET, PODS, true).err().unwrap();
+        let _w = admit(&limits, &jane, &Method::GET, PODS, true).unwrap();
+        let refused = admit(&limits, &jane, &Method::GET, PODS, true)
+            .err()
+            .unwrap();
         let body = refused.into_body().collect().await.unwrap().to_bytes();
         let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(status["kind"], "Status");

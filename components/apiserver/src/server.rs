@@ -280,9 +280,16 @@ async fn handle(
     let query = Query::parse(req.uri().query());
     let started = std::time::Instant::now();
     let mut held = crate::limits::Guard::default();
-    let mut audit = crate::audit::Record::begin(state.audit.as_ref(), &req, Some(peer.ip()));
+    // Parsed once; audit, the in-flight limits and routing all read this.
+    let parsed = request::parse(&method, &path, query.bool("watch"));
+    let mut audit = crate::audit::Record::begin(
+        state.audit.as_ref(),
+        &req,
+        Some(peer.ip()),
+        parsed.as_ref().ok(),
+    );
     let routed = route(
-        state, user, req, &path, &method, query, &mut held, &mut audit,
+        state, user, req, &path, &method, query, parsed, &mut held, &mut audit,
     );
     let resp = match std::panic::AssertUnwindSafe(routed).catch_unwind().await {
         Ok(resp) => audit.finish(resp),
@@ -305,6 +312,7 @@ async fn route(
     path: &str,
     method: &Method,
     query: Query,
+    parsed: std::result::Result<Target, ApiError>,
     held: &mut crate::limits::Guard,
     audit: &mut crate::audit::Record,
 ) -> Response<Body> {
@@ -333,7 +341,13 @@ async fn route(
             Ok(None) => user,
             Err(e) => return response::error(&e),
         };
-    match state.limits.admit(&user, method, path, query.bool("watch")) {
+    match state.limits.admit(
+        &user,
+        method,
+        path,
+        query.bool("watch"),
+        parsed.as_ref().ok(),
+    ) {
         Ok(guard) => *held = guard,
         Err(refused) => return refused,
     }
@@ -363,7 +377,7 @@ async fn route(
             Err(e) => response::error(&e),
         };
     }
-    let target = match request::parse(method, path, query.bool("watch")) {
+    let target = match parsed {
         Ok(t) => t,
         Err(e) => return response::error(&e),
     };

@@ -10,7 +10,7 @@
 use http::Method;
 
 use crate::authz::Attributes;
-use crate::request::{self, Query, Target};
+use crate::request::{Query, Target};
 
 /// Kubernetes' RequestInfo, as far as auditing reads it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,9 +29,10 @@ pub struct RequestInfo {
 
 impl RequestInfo {
     /// Reads a request the way Kubernetes' RequestInfoFactory does.
-    pub fn of(method: &Method, path: &str, query: &Query) -> RequestInfo {
-        match request::parse(method, path, query.bool("watch")) {
-            Ok(Target::Resource(rr)) => {
+    /// `parsed` is the router's reading of the path (`None` when it refused it).
+    pub fn of(method: &Method, path: &str, query: &Query, parsed: Option<&Target>) -> RequestInfo {
+        match parsed {
+            Some(Target::Resource(rr)) => {
                 // The authorizer's attributes already carry RequestInfo's quirks: the name a
                 // `metadata.name` field selector pins, a Namespace in its own namespace.
                 let anyone = crate::tls::UserInfo {
@@ -39,7 +40,7 @@ impl RequestInfo {
                     groups: Vec::new(),
                     ..Default::default()
                 };
-                let a = Attributes::resource(&anyone, &rr, query);
+                let a = Attributes::resource(&anyone, rr, query);
                 RequestInfo {
                     resource_request: true,
                     verb: a.verb,
@@ -52,8 +53,8 @@ impl RequestInfo {
                     path: path.to_string(),
                 }
             }
-            Ok(Target::Discovery(_) | Target::NonResource(_)) => non_resource(method, path),
-            Err(_) => RequestInfo::from_url(method, path, query.bool("watch")),
+            Some(Target::Discovery(_) | Target::NonResource(_)) => non_resource(method, path),
+            None => RequestInfo::from_url(method, path, query.bool("watch")),
         }
     }
 
@@ -155,12 +156,15 @@ fn non_resource(method: &Method, path: &str) -> RequestInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request;
 
     fn info(method: Method, path_and_query: &str) -> RequestInfo {
         let (path, q) = path_and_query
             .split_once('?')
             .map_or((path_and_query, None), |(p, q)| (p, Some(q)));
-        RequestInfo::of(&method, path, &Query::parse(q))
+        let query = Query::parse(q);
+        let parsed = request::parse(&method, path, query.bool("watch")).ok();
+        RequestInfo::of(&method, path, &query, parsed.as_ref())
     }
 
     #[test]

@@ -125,6 +125,7 @@ impl Record {
         auditor: Option<&Arc<Auditor>>,
         req: &Request<B>,
         peer: Option<IpAddr>,
+        parsed: Option<&crate::request::Target>,
     ) -> Record {
         let id = req
             .headers()
@@ -139,7 +140,7 @@ impl Record {
         let received = MicroTime::now();
         let path = req.uri().path();
         let query = Query::parse(req.uri().query());
-        let info = RequestInfo::of(req.method(), path, &query);
+        let info = RequestInfo::of(req.method(), path, &query, parsed);
         let uri = req
             .uri()
             .path_and_query()

@@ -41,10 +41,13 @@ impl Harness {
             b = b.header(*k, *v);
         }
         let req = b.body(()).unwrap();
+        let watch = Query::parse(req.uri().query()).bool("watch");
+        let parsed = crate::request::parse(req.method(), req.uri().path(), watch).ok();
         Record::begin(
             Some(&self.auditor),
             &req,
             Some("127.0.0.1".parse().unwrap()),
+            parsed.as_ref(),
         )
     }
 
@@ -314,7 +317,7 @@ async fn level_none_and_no_auditor_write_nothing_but_still_answer_the_audit_id()
     let (_, headers, _) = drain(rec.finish(response::text(StatusCode::OK, "ok"))).await;
     assert!(headers.contains_key(AUDIT_ID_HEADER));
     let req = Request::builder().uri("/api").body(()).unwrap();
-    let rec = Record::begin(None, &req, None);
+    let rec = Record::begin(None, &req, None, None);
     let (_, headers, _) = drain(rec.finish(response::text(StatusCode::OK, "ok"))).await;
     let id = headers[AUDIT_ID_HEADER].to_str().unwrap();
     assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
