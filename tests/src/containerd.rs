@@ -245,23 +245,11 @@ impl TestContainerd {
 
     /// Runs `ctr -a <socket> -n <namespace> args…` and returns its stdout.
     pub fn ctr_ns(&self, namespace: &str, args: &[&str]) -> anyhow::Result<String> {
-        let out = std::process::Command::new(CTR)
-            .arg("-a")
-            .arg(&self.config.socket)
-            .args(["-n", namespace])
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .with_context(|| format!("run {CTR}"))?;
-        if !out.status.success() {
-            bail!(
-                "ctr {} failed ({}): {}",
-                args.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        let importer = Importer {
+            namespace: namespace.into(),
+            ..self.importer()
+        };
+        Ok(importer.ctr(args)?)
     }
 
     /// Runs `args` in a new container `id` from `image` to completion (`ctr run --rm`) and

@@ -5,11 +5,11 @@
 //! no gRPC client of our own. Archives are checked with [`kadm_images::inspect`] first, so
 //! a broken one is refused with a precise reason before containerd sees any of it.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use kadm_base::command::{self, RunError};
 use kadm_images::{ArchiveInfo, OciImage};
 
 use crate::error::{Error, Result};
@@ -21,7 +21,6 @@ pub const K8S_NAMESPACE: &str = "k8s.io";
 
 /// How long one `ctr` call may take (importing a large archive included).
 const CTR_TIMEOUT: Duration = Duration::from_secs(600);
-const POLL: Duration = Duration::from_millis(20);
 
 /// Imports archives into one containerd namespace through `ctr`.
 #[derive(Debug, Clone)]
@@ -56,11 +55,11 @@ impl Importer {
         if info.gzip {
             // containerd 1.6's importer reads plain tar only.
             let (mut reader, _) = kadm_images::archive::open(archive)?;
-            let tmp = TempFile::create("kadm-image-load", "tar")?;
-            let mut out = std::fs::File::create(&tmp.0).map_err(Error::io("create", &tmp.0))?;
+            let tmp = temp_file("kadm-image-load-", ".tar")?;
+            let mut out = std::fs::File::create(&tmp).map_err(Error::io("create", &tmp))?;
             std::io::copy(&mut reader, &mut out).map_err(Error::io("decompress", archive))?;
             drop(out);
-            self.ctr_import(&tmp.0)?;
+            self.ctr_import(&tmp)?;
         } else {
             self.ctr_import(archive)?;
         }
@@ -77,9 +76,9 @@ impl Importer {
     /// Imports an image kadm built (the pause image, test images).
     pub fn import_image(&self, image: &OciImage) -> Result<()> {
         self.check_socket()?;
-        let tmp = TempFile::create("kadm-image", "tar")?;
-        image.write_to(&tmp.0)?;
-        self.ctr_import(&tmp.0)?;
+        let tmp = temp_file("kadm-image-", ".tar")?;
+        image.write_to(&tmp)?;
+        self.ctr_import(&tmp)?;
         let listed = self.list()?;
         if !listed.contains(&image.name) {
             return Err(Error::Command {
@@ -119,8 +118,9 @@ impl Importer {
         self.ctr(&["images", "import", &file]).map(|_| ())
     }
 
-    /// Runs `ctr -a <socket> -n <namespace> args…`, bounded by [`CTR_TIMEOUT`].
-    fn ctr(&self, args: &[&str]) -> Result<String> {
+    /// Runs `ctr -a <socket> -n <namespace> args…`, bounded by [`CTR_TIMEOUT`]; its
+    /// stdout.
+    pub fn ctr(&self, args: &[&str]) -> Result<String> {
         let socket = self.socket.to_string_lossy();
         let mut full = vec!["-a", &socket, "-n", &self.namespace];
         full.extend_from_slice(args);
@@ -165,101 +165,36 @@ pub fn list_images(socket: &Path, namespace: &str) -> Result<Vec<String>> {
 /// becomes [`Error::Command`] carrying stderr.
 fn run_bounded(program: &Path, args: &[&str], timeout: Duration) -> Result<String> {
     let command = format!("{} {}", program.display(), args.join(" "));
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::Command {
-            command: command.clone(),
-            detail: format!("cannot start it: {e}; install Debian's containerd package"),
+    let out =
+        command::run_bounded(Command::new(program).args(args), None, timeout).map_err(|e| {
+            Error::Command {
+                command: command.clone(),
+                detail: match e {
+                    RunError::Spawn(e) => {
+                        format!("cannot start it: {e}; install Debian's containerd package")
+                    }
+                    RunError::Timeout(t) => format!("did not finish within {}s", t.as_secs()),
+                    RunError::Wait(e) => e.to_string(),
+                },
+            }
         })?;
-    // Drain both pipes on threads so a chatty child never blocks on a full pipe.
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(p) = stdout.as_mut() {
-            let _ = p.read_to_string(&mut s);
-        }
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(p) = stderr.as_mut() {
-            let _ = p.read_to_string(&mut s);
-        }
-        s
-    });
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() > timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Error::Command {
-                    command,
-                    detail: format!("did not finish within {}s", timeout.as_secs()),
-                });
-            }
-            Ok(None) => std::thread::sleep(POLL),
-            Err(e) => {
-                return Err(Error::Command {
-                    command,
-                    detail: e.to_string(),
-                });
-            }
-        }
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    if status.success() {
-        Ok(stdout)
+    if out.status.success() {
+        Ok(out.stdout)
     } else {
         Err(Error::Command {
             command,
-            detail: format!("{status}: {}", stderr.trim()),
+            detail: format!("{}: {}", out.status, out.stderr.trim()),
         })
     }
 }
 
-/// A file in the temp dir that is removed when dropped; created exclusively so an existing
-/// file (or symlink) at the name is never written through.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn create(prefix: &str, ext: &str) -> Result<TempFile> {
-        let dir = std::env::temp_dir();
-        for attempt in 0..16u32 {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0);
-            let path = dir.join(format!(
-                "{prefix}-{}-{nanos:x}-{attempt}.{ext}",
-                std::process::id()
-            ));
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(_) => return Ok(TempFile(path)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(Error::io("create", &path)(e)),
-            }
-        }
-        Err(Error::Command {
-            command: "create temporary file".into(),
-            detail: format!("no free name in {}", dir.display()),
-        })
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+/// An exclusively created file in the temp dir (an existing file or symlink at the name is
+/// never written through), removed when dropped.
+fn temp_file(prefix: &str, suffix: &str) -> Result<tempfile::TempPath> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(suffix)
+        .tempfile()
+        .map(tempfile::NamedTempFile::into_temp_path)
+        .map_err(Error::io("create", &std::env::temp_dir()))
 }

@@ -6,6 +6,7 @@
 //! Keeping these in one crate means a log line from the apiserver and one from the
 //! kubelet look the same, and `kadm upgrade` can compare versions by one rule.
 
+pub mod command;
 pub mod error;
 pub mod health;
 pub mod leader;

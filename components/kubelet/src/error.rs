@@ -82,17 +82,6 @@ impl Error {
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::Cri { status, .. } if status.code() == tonic::Code::NotFound)
     }
-
-    /// The HTTP status of an apiserver error, if it was one.
-    pub fn api_code(&self) -> Option<u16> {
-        match self {
-            Error::Api { source, .. } => match source.as_ref() {
-                kube::Error::Api(s) => Some(s.code),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
 }
 
 /// Result with [`Error`] as the default error.

@@ -5,12 +5,14 @@
 //! `nsenter --net` is used rather than `ip netns exec`, which remounts `/sys` and hides
 //! the cgroup mounts (docs: lab-hosts item 2).
 
-use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+pub use kadm_base::command::Output;
+use kadm_base::command::RunError;
 
 use crate::cidr::Cidr4;
 use crate::error::{Error, Result};
@@ -111,91 +113,26 @@ impl Exec {
     }
 }
 
-/// What a finished command printed and how it ended.
-#[derive(Debug, Clone)]
-pub struct Output {
-    pub success: bool,
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
 /// Runs `cmd` to completion, killing it after `timeout`.
 pub fn run_bounded(mut cmd: Command, stdin: Option<&str>, timeout: Duration) -> Result<Output> {
-    let name = format!("{cmd:?}").replace('"', "");
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|source| Error::Spawn {
-        command: name.clone(),
-        source,
-    })?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        // nft reads all of stdin before acting, so a plain write cannot deadlock on its
-        // (small) output.
-        pipe.write_all(input.as_bytes())
-            .map_err(|source| Error::Spawn {
-                command: name.clone(),
-                source,
-            })?;
-    }
-    let mut out_pipe = child.stdout.take();
-    let mut err_pipe = child.stderr.take();
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(p) = out_pipe.as_mut() {
-            let _ = p.read_to_string(&mut s);
-        }
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(p) = err_pipe.as_mut() {
-            let _ = p.read_to_string(&mut s);
-        }
-        s
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Error::Timeout {
-                    command: name,
-                    timeout,
-                });
-            }
-            Err(source) => {
-                return Err(Error::Spawn {
-                    command: name,
-                    source,
-                });
-            }
-        }
-    };
-    Ok(Output {
-        success: status.success(),
-        code: status.code(),
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
+    let command = format!("{cmd:?}").replace('"', "");
+    // nft reads all of stdin before acting, so writing it whole cannot deadlock on its
+    // (small) output.
+    kadm_base::command::run_bounded(&mut cmd, stdin, timeout).map_err(|e| match e {
+        RunError::Timeout(timeout) => Error::Timeout { command, timeout },
+        RunError::Spawn(source) | RunError::Wait(source) => Error::Spawn { command, source },
     })
 }
 
 fn check(command: &str, out: Output) -> Result<Output> {
-    if out.success {
+    if out.status.success() {
         Ok(out)
     } else {
         Err(Error::Command {
             command: command.to_owned(),
             status: out
-                .code
+                .status
+                .code()
                 .map_or_else(|| "killed".to_owned(), |c| format!("exit code {c}")),
             stderr: out.stderr.trim().to_owned(),
         })
@@ -214,7 +151,7 @@ impl Conntrack for Exec {
         let args = filter.args();
         let out = self.run("conntrack", &args, None)?;
         // conntrack exits 1 when nothing matched; that is success here.
-        if !out.success && out.stderr.contains("0 flow entries have been deleted") {
+        if !out.status.success() && out.stderr.contains("0 flow entries have been deleted") {
             return Ok(());
         }
         check(&format!("conntrack {}", args.join(" ")), out).map(drop)

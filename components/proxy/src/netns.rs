@@ -46,12 +46,12 @@ impl Netns {
     pub fn run(&self, program: &str, args: &[&str]) -> Result<Output> {
         let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
         let out = self.exec().run(program, &args, None)?;
-        if out.success {
+        if out.status.success() {
             Ok(out)
         } else {
             Err(Error::Command {
                 command: format!("{program} {} in {}", args.join(" "), self.name),
-                status: format!("{:?}", out.code),
+                status: format!("{:?}", out.status.code()),
                 stderr: out.stderr,
             })
         }
@@ -72,12 +72,12 @@ pub fn ip(args: &[&str]) -> Result<Output> {
     let mut cmd = Command::new("ip");
     cmd.args(args);
     let out = run_bounded(cmd, None, Duration::from_secs(10))?;
-    if out.success {
+    if out.status.success() {
         Ok(out)
     } else {
         Err(Error::Command {
             command: format!("ip {}", args.join(" ")),
-            status: format!("{:?}", out.code),
+            status: format!("{:?}", out.status.code()),
             stderr: out.stderr,
         })
     }

@@ -1,5 +1,5 @@
-//! One full sync: snapshot → rules text → `nft -f` when the text changed → conntrack
-//! clean-up for UDP. Synchronous on purpose; the run loop calls it from a blocking task
+//! One full sync: snapshot → rules text (only when the snapshot changed) → `nft -f` when
+//! the text changed → conntrack clean-up for UDP. Synchronous on purpose; the run loop calls it from a blocking task
 //! and decides *when* (coalescing, minimum interval).
 //!
 //! Why conntrack: UDP has no connection end, so a conntrack entry DNAT'd to an endpoint
@@ -35,11 +35,14 @@ pub struct Outcome {
     pub bytes: usize,
 }
 
-/// Holds what was last applied, so unchanged syncs cost no `nft` call.
+/// Holds what was last applied, so unchanged syncs cost no `nft` call, and a snapshot
+/// equal to the applied one (a resync, a watch event the rules do not depend on) no
+/// rule generation either.
 pub struct Syncer<N, C> {
     nft: N,
     conntrack: C,
     config: RuleConfig,
+    last_snapshot: Option<Snapshot>,
     last_text: Option<String>,
     last_udp: BTreeMap<ServicePortName, UdpState>,
 }
@@ -50,6 +53,7 @@ impl<N: Nft, C: Conntrack> Syncer<N, C> {
             nft,
             conntrack,
             config,
+            last_snapshot: None,
             last_text: None,
             last_udp: BTreeMap::new(),
         }
@@ -58,18 +62,27 @@ impl<N: Nft, C: Conntrack> Syncer<N, C> {
     /// Brings the table in line with `snapshot`. On an `nft` failure nothing is recorded
     /// as applied, so the next sync tries again.
     pub fn sync(&mut self, snapshot: &Snapshot) -> Result<Outcome> {
-        let text = generate(snapshot, &self.config);
-        let bytes = text.len();
-        if self.last_text.as_deref() == Some(text.as_str()) {
-            return Ok(Outcome {
-                applied: false,
-                conntrack_deletes: 0,
-                bytes,
-            });
+        let unchanged = |bytes| Outcome {
+            applied: false,
+            conntrack_deletes: 0,
+            bytes,
+        };
+        if let Some(text) = &self.last_text
+            && self.last_snapshot.as_ref() == Some(snapshot)
+        {
+            return Ok(unchanged(text.len()));
         }
+        let text = generate(snapshot, &self.config);
+        if self.last_text.as_deref() == Some(text.as_str()) {
+            self.last_snapshot = Some(snapshot.clone());
+            return Ok(unchanged(text.len()));
+        }
+        let bytes = text.len();
         self.last_text = None;
+        self.last_snapshot = None;
         self.nft.apply(&text)?;
         self.last_text = Some(text);
+        self.last_snapshot = Some(snapshot.clone());
 
         let udp = self.udp_state(snapshot);
         let filters = stale_conntrack(&self.last_udp, &udp);

@@ -111,7 +111,7 @@ fn wget(ns: &Netns, url: &str) -> Result<(bool, String)> {
         .args(["busybox", "wget", "-q", "-O", "-", url]);
     let out = kadm_proxy::host::run_bounded(cmd, None, Duration::from_secs(5))?;
     Ok((
-        out.success,
+        out.status.success(),
         format!("{}{}", out.stdout.trim(), out.stderr.trim()),
     ))
 }
@@ -233,7 +233,7 @@ fn cluster_ip_answers_from_both_backends_and_empty_service_is_refused() -> Resul
         let out = pod
             .exec()
             .run("nft", &["-f".to_owned(), "-".to_owned()], Some(sink))?;
-        assert!(out.success, "{}", out.stderr);
+        assert!(out.status.success(), "{}", out.stderr);
     }
     client.run("bash", &["-c", "echo hi > /dev/udp/10.96.0.53/53"])?;
     let listed = udp_entries()?;

@@ -17,6 +17,16 @@ struct Sandbox {
     ip: String,
 }
 
+impl Sandbox {
+    fn state(&self) -> i32 {
+        if self.ready {
+            api::PodSandboxState::SandboxReady as i32
+        } else {
+            api::PodSandboxState::SandboxNotready as i32
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Container {
     sandbox_id: String,
@@ -41,6 +51,9 @@ struct State {
     start_failures: HashSet<String>,
     network_ready: bool,
     calls: Vec<String>,
+    /// `list_pod_sandboxes` and `list_containers` calls, for tests of how often a sync
+    /// reads the runtime.
+    lists: usize,
 }
 
 /// The fake runtime; clones share one state.
@@ -186,6 +199,11 @@ impl FakeRuntime {
         self.lock().calls.clear();
     }
 
+    /// How many times sandboxes or containers were listed so far.
+    pub fn list_calls(&self) -> usize {
+        self.lock().lists
+    }
+
     fn record(&self, call: String) {
         self.lock().calls.push(call);
     }
@@ -323,11 +341,7 @@ impl Runtime for FakeRuntime {
         Ok(api::PodSandboxStatus {
             id: id.to_string(),
             metadata: sb.config.metadata.clone(),
-            state: if sb.ready {
-                api::PodSandboxState::SandboxReady
-            } else {
-                api::PodSandboxState::SandboxNotready
-            } as i32,
+            state: sb.state(),
             created_at: sb.created_at,
             network: Some(api::PodSandboxNetworkStatus {
                 ip: sb.ip.clone(),
@@ -343,7 +357,8 @@ impl Runtime for FakeRuntime {
         &self,
         filter: Option<api::PodSandboxFilter>,
     ) -> Result<Vec<api::PodSandbox>> {
-        let s = self.lock();
+        let mut s = self.lock();
+        s.lists += 1;
         let filter = filter.unwrap_or_default();
         Ok(s.sandboxes
             .iter()
@@ -354,11 +369,7 @@ impl Runtime for FakeRuntime {
             .map(|(id, sb)| api::PodSandbox {
                 id: id.clone(),
                 metadata: sb.config.metadata.clone(),
-                state: if sb.ready {
-                    api::PodSandboxState::SandboxReady
-                } else {
-                    api::PodSandboxState::SandboxNotready
-                } as i32,
+                state: sb.state(),
                 created_at: sb.created_at,
                 labels: sb.config.labels.clone(),
                 annotations: sb.config.annotations.clone(),
@@ -494,7 +505,8 @@ impl Runtime for FakeRuntime {
         &self,
         filter: Option<api::ContainerFilter>,
     ) -> Result<Vec<api::Container>> {
-        let s = self.lock();
+        let mut s = self.lock();
+        s.lists += 1;
         let filter = filter.unwrap_or_default();
         Ok(s.containers
             .iter()

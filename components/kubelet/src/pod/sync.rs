@@ -169,11 +169,25 @@ fn should_restart(policy: &str, c: &ContainerState) -> bool {
 struct Pass {
     waiting: HashMap<String, Waiting>,
     retry: Option<Duration>,
+    /// Whether this pass created or stopped a container, i.e. whether the state read at
+    /// its start is stale (a steady pod's sync then reads the runtime only once).
+    changed_runtime: bool,
 }
 
 impl Pass {
     fn retry_in(&mut self, d: Duration) {
         self.retry = Some(self.retry.map_or(d, |r| r.min(d)));
+    }
+
+    /// Records why container `name` cannot run (its status' waiting reason).
+    fn wait(&mut self, name: &str, reason: &str, message: String) {
+        self.waiting.insert(
+            name.to_string(),
+            Waiting {
+                reason: reason.to_string(),
+                message,
+            },
+        );
     }
 }
 
@@ -258,13 +272,7 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
         }
         if matches!(old_phase.as_str(), "Succeeded" | "Failed") {
             // A finished pod keeps its exited containers (logs) but not its sandbox.
-            self.kill_pod(pod, &state, grace_period(pod)).await?;
-            let state = PodRuntimeState::gather(self.runtime.as_ref(), &uid).await?;
-            return Ok(Outcome {
-                status: self.status(pod, &state, &pass, node, true),
-                retry_after: None,
-                removed: false,
-            });
+            return self.finish(pod, state, &pass, node).await;
         }
 
         // The sandbox.
@@ -276,13 +284,7 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
             if policy == "Never" && ran_before {
                 // Kubernetes does not recreate the sandbox of a Never pod whose
                 // containers ran: the pod ends with what they did.
-                self.kill_pod(pod, &state, grace_period(pod)).await?;
-                let state = PodRuntimeState::gather(self.runtime.as_ref(), &uid).await?;
-                return Ok(Outcome {
-                    status: self.status(pod, &state, &pass, node, true),
-                    retry_after: None,
-                    removed: false,
-                });
+                return self.finish(pod, state, &pass, node).await;
             }
             if !host_network(pod)
                 && let Some(err) = &node.network_error
@@ -352,15 +354,8 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
         if !app_started && !init.is_empty() {
             match next_init(&init, &state) {
                 InitStep::Wait => {}
-                InitStep::Failed(i) if policy == "Never" => {
-                    let _ = i;
-                    self.kill_pod(pod, &state, grace_period(pod)).await?;
-                    let state = PodRuntimeState::gather(self.runtime.as_ref(), &uid).await?;
-                    return Ok(Outcome {
-                        status: self.status(pod, &state, &pass, node, true),
-                        retry_after: None,
-                        removed: false,
-                    });
+                InitStep::Failed(_) if policy == "Never" => {
+                    return self.finish(pod, state, &pass, node).await;
                 }
                 InitStep::Failed(i) | InitStep::Start(i) => {
                     self.start_container(pod, &init[i], true, &state, &sandbox, node, &mut pass)
@@ -376,7 +371,9 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
                 .await?;
         }
 
-        let state = PodRuntimeState::gather(self.runtime.as_ref(), &uid).await?;
+        if pass.changed_runtime {
+            state = PodRuntimeState::gather(self.runtime.as_ref(), &uid).await?;
+        }
         // Everything finished for good: the sandbox goes, the pod is terminal.
         let all_done = !spec_.containers.is_empty()
             && spec_.containers.iter().all(|c| {
@@ -385,17 +382,34 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
                     .is_some_and(|s| s.exited() && !should_restart(&policy, s))
             });
         if all_done {
-            self.kill_pod(pod, &state, grace_period(pod)).await?;
-            let state = PodRuntimeState::gather(self.runtime.as_ref(), &uid).await?;
-            return Ok(Outcome {
-                status: self.status(pod, &state, &pass, node, true),
-                retry_after: None,
-                removed: false,
-            });
+            return self.finish(pod, state, &pass, node).await;
         }
         Ok(Outcome {
             status: self.status(pod, &state, &pass, node, false),
             retry_after: pass.retry,
+            removed: false,
+        })
+    }
+
+    /// Ends a pod that runs no more: stops what still runs (its exited containers stay, for
+    /// logs) and reports the terminal status.
+    async fn finish(
+        &self,
+        pod: &Pod,
+        mut state: PodRuntimeState,
+        pass: &Pass,
+        node: &NodeView,
+    ) -> Result<Outcome> {
+        // A finished pod is synced again every resync: read the runtime once when there is
+        // nothing left to stop.
+        if state.running().next().is_some() || state.sandboxes.iter().any(|s| s.ready) {
+            self.kill_pod(pod, &state, grace_period(pod)).await?;
+            let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+            state = PodRuntimeState::gather(self.runtime.as_ref(), uid).await?;
+        }
+        Ok(Outcome {
+            status: self.status(pod, &state, pass, node, true),
+            retry_after: None,
             removed: false,
         })
     }
@@ -444,6 +458,7 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
                             "Killing",
                             format!("Container {} definition changed, will be restarted", c.name),
                         );
+                        pass.changed_runtime = true;
                         self.runtime
                             .stop_container(&s.id, grace_period(pod))
                             .await?;
@@ -484,15 +499,6 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
         let now = self.clock.now();
         let hash = format!("{:x}", labels::container_hash(c));
         let key = format!("{uid}_{}_{hash}", c.name);
-        let wait = |pass: &mut Pass, reason: &str, message: String| {
-            pass.waiting.insert(
-                c.name.clone(),
-                Waiting {
-                    reason: reason.to_string(),
-                    message,
-                },
-            );
-        };
 
         // Crash back-off, from the last run's finish.
         if let Some(l) = latest.filter(|l| l.exited())
@@ -512,8 +518,8 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
                         format_pod(pod)
                     ),
                 );
-                wait(
-                    pass,
+                pass.wait(
+                    &c.name,
                     "CrashLoopBackOff",
                     format!(
                         "back-off {} restarting failed container={} pod={}",
@@ -548,7 +554,7 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
                     "Failed",
                     "Error: InvalidImageName".into(),
                 );
-                wait(pass, "InvalidImageName", msg);
+                pass.wait(&c.name, "InvalidImageName", msg);
                 return Ok(());
             }
         };
@@ -600,7 +606,7 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
                     "Failed",
                     format!("Error: {msg}"),
                 );
-                wait(pass, "CreateContainerConfigError", msg);
+                pass.wait(&c.name, "CreateContainerConfigError", msg);
                 pass.retry_in(Duration::from_secs(10));
                 return Ok(());
             }
@@ -619,6 +625,7 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
         if let Err(e) = std::fs::create_dir_all(&log_dir) {
             tracing::warn!(dir = %log_dir.display(), error = %e, "cannot create the container log directory");
         }
+        pass.changed_runtime = true;
         let id = match self
             .runtime
             .create_container(&sandbox.id, config, sandbox_config)
@@ -634,7 +641,7 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
                     "Failed",
                     format!("Error: {msg}"),
                 );
-                wait(pass, "CreateContainerError", msg);
+                pass.wait(&c.name, "CreateContainerError", msg);
                 pass.retry_in(Duration::from_secs(10));
                 return Ok(());
             }
@@ -655,7 +662,7 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
                 "Failed",
                 format!("Error: {msg}"),
             );
-            wait(pass, "RunContainerError", msg);
+            pass.wait(&c.name, "RunContainerError", msg);
             pass.retry_in(Duration::from_secs(1));
             return Ok(());
         }
@@ -734,13 +741,7 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
                     "Failed",
                     "Error: ErrImageNeverPull".into(),
                 );
-                pass.waiting.insert(
-                    c.name.clone(),
-                    Waiting {
-                        reason: "ErrImageNeverPull".into(),
-                        message: msg,
-                    },
-                );
+                pass.wait(&c.name, "ErrImageNeverPull", msg);
                 pass.retry_in(Duration::from_secs(10));
                 Ok(None)
             }
@@ -767,14 +768,10 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
                         "Failed",
                         "Error: ImagePullBackOff".into(),
                     );
-                    pass.waiting.insert(
-                        c.name.clone(),
-                        Waiting {
-                            reason: "ImagePullBackOff".into(),
-                            message: format!(
-                                "Back-off pulling image {spec_image:?}: ErrImagePull: {last}"
-                            ),
-                        },
+                    pass.wait(
+                        &c.name,
+                        "ImagePullBackOff",
+                        format!("Back-off pulling image {spec_image:?}: ErrImagePull: {last}"),
                     );
                     pass.retry_in(rem);
                     return Ok(None);
@@ -839,13 +836,7 @@ impl<R: Runtime, C: Clock> Syncer<R, C> {
                             "Failed",
                             "Error: ErrImagePull".into(),
                         );
-                        pass.waiting.insert(
-                            c.name.clone(),
-                            Waiting {
-                                reason: "ErrImagePull".into(),
-                                message: msg,
-                            },
-                        );
+                        pass.wait(&c.name, "ErrImagePull", msg);
                         pass.retry_in(Duration::from_secs(1));
                         Ok(None)
                     }

@@ -303,6 +303,36 @@ async fn crashing_container_backs_off_10_then_20_seconds() {
     );
 }
 
+/// Regression: every sync read the pod's sandboxes and containers a second time at its
+/// end even when it had changed nothing, and a finished pod's every resync did too.
+#[tokio::test]
+async fn syncs_that_change_nothing_read_the_runtime_once() {
+    let h = harness();
+    let mut p = pod(json!({"restartPolicy": "Never",
+        "containers": [{"name": "c", "image": "busybox:1.36"}]}));
+    h.sync(&mut p).await;
+    let lists = h.rt.list_calls();
+    h.sync(&mut p).await;
+    assert_eq!(
+        h.rt.list_calls() - lists,
+        2,
+        "one list of sandboxes, one of containers"
+    );
+
+    h.rt.exit(&h.rt.running("c").expect("c"), 0);
+    let done = h.sync(&mut p).await.status;
+    assert_eq!(done.phase.as_deref(), Some("Succeeded"));
+    h.rt.clear_calls();
+    let lists = h.rt.list_calls();
+    let again = h.sync(&mut p).await.status;
+    assert_eq!(h.rt.list_calls() - lists, 2);
+    assert!(h.rt.calls().is_empty(), "{:?}", h.rt.calls());
+    assert_eq!(
+        serde_json::to_value(&again).ok(),
+        serde_json::to_value(&done).ok()
+    );
+}
+
 #[tokio::test]
 async fn never_and_on_failure_pods_finish() {
     let h = harness();
